@@ -1,0 +1,1 @@
+"""Pure checkers over recorded data: linearizability, Raft safety, stats."""

@@ -1,0 +1,1 @@
+"""Shipped YAML test configurations (data only)."""

@@ -1,0 +1,1 @@
+"""faultline's controller: config, hosts, DB adapters, generator, nemeses, history, store, CLI."""

@@ -1,0 +1,1 @@
+"""raftkv: the Raft key-value store faultline tests first (`nodes.raft` is its consensus core)."""

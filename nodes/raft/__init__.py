@@ -1,0 +1,1 @@
+"""A pure, deterministic Raft consensus core in the style of etcd's raft library."""

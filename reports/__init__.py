@@ -1,0 +1,1 @@
+"""HTML reports of stored runs and of the store."""

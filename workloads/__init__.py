@@ -1,0 +1,1 @@
+"""Workloads: what a test does and which model judges it."""
