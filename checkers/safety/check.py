@@ -1,0 +1,68 @@
+"""The raft-safety checker: every node's events in one streaming pass, then the cluster-wide
+invariants. Result format: docs/architecture.md and results.json "raft-safety"."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from checkers.result import UNKNOWN, CheckResult
+from checkers.safety.events import events_files, iter_node_events
+from checkers.safety.facts import ClusterFacts
+from checkers.safety.scan import NodeSummary, scan_node
+from checkers.safety.violations import Event
+
+log = logging.getLogger(__name__)
+
+NAME = "raft-safety"
+
+
+def check(events_by_node: Mapping[str, Iterable[Event]]) -> CheckResult:
+    """Judge the Raft safety invariants over all boots of all nodes of one run.
+
+    Each node's events must be in the order the node wrote them; an iterable is consumed
+    once, so streamed events (see check_run) need not fit in memory.
+    """
+    started = time.perf_counter()
+    facts = ClusterFacts()
+    summaries: list[NodeSummary] = [
+        scan_node(node, events, facts) for node, events in sorted(events_by_node.items())
+    ]
+    facts.finish()
+    total = sum(s.events for s in summaries)
+    stats: dict[str, Any] = {
+        "nodes": len(summaries),
+        "events": total,
+        "applies": sum(s.applies for s in summaries),
+        "boots": {s.node: s.boots for s in summaries},
+        "max_term": max((s.max_term for s in summaries), default=0),
+        "terms_with_leader": len(facts.leaders),
+        "max_applied_index": max((s.max_applied for s in summaries), default=0),
+        "violations_by_kind": dict(facts.log.counts),
+        "violations_suppressed": facts.log.suppressed(),
+        "check_seconds": round(time.perf_counter() - started, 3),
+    }
+    reported = sorted(facts.log.reported, key=lambda x: (x.ts is None, x.ts or 0.0))
+    if reported:
+        valid: bool | str = False
+    elif total == 0:
+        valid = UNKNOWN
+        stats["message"] = "no node events to check"
+    else:
+        valid = True
+    return CheckResult(NAME, valid, {
+        "violations": [x.to_json() for x in reported],
+        "timeline": {s.node: s.timeline.to_json() for s in summaries},
+        "stats": stats,
+    })
+
+
+def check_run(run_dir: Path) -> CheckResult:
+    """check() over run_dir/nodes/*/events.jsonl, streamed from disk node by node."""
+    files = events_files(run_dir)
+    if not files:
+        log.info("%s: no nodes/*/events.jsonl", run_dir)
+    return check({node: iter_node_events(path) for node, path in files.items()})
