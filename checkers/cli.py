@@ -1,0 +1,94 @@
+"""`faultline check FILE`: read a history, check it for linearizability, print the verdict.
+
+Exit codes: 0 linearizable, 1 not, 2 unknown (time limit), 3 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from checkers.history import FORMAT_ALIASES, FORMATS, HistoryError, guess_format, read_history
+from checkers.linear import LinearResult, ModelSpecError, check, make_model
+from checkers.linear.registry import MODELS
+
+#: The model a format implies when --model is not given.
+DEFAULT_MODELS = {
+    "jsonl": "kv",
+    "edn": "cas-register(initial=0)",
+    "jepsen-etcd-log": "cas-register(initial=nil)",
+    "porcupine-kv": "porcupine-kv",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="faultline check", description="Check a history file for linearizability."
+    )
+    p.add_argument(
+        "file", help="history file (history.jsonl, Jepsen EDN, porcupine logs) or a run folder"
+    )
+    p.add_argument("--format", choices=[*FORMATS, *FORMAT_ALIASES], help="default: guessed")
+    p.add_argument(
+        "--model", help=f"model name, e.g. kv, cas-register(initial=0) ({', '.join(sorted(MODELS))})"
+    )
+    p.add_argument("--timeout", type=float, default=None, help="seconds before giving up (unknown)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def render(result: LinearResult, source: str) -> str:
+    """The verdict and a readable counterexample."""
+    verdict = "linearizable" if result.valid is True else "NOT linearizable" if result.valid is False else "unknown"
+    lines = [f"{source}: {verdict} (model {result.model}, {len(result.partitions)} partition(s), "
+             f"{sum(p.ops for p in result.partitions)} ops, {result.elapsed:.3f}s)"]
+    for p in result.partitions:
+        if p.valid is not True:
+            lines.append(f"  partition {p.key!r}: {p.valid} ({p.ops} ops){' ' + p.reason if p.reason else ''}")
+    ce = result.counterexample
+    if ce:
+        lines.append(f"  counterexample (key {ce['key']!r}): {ce['message']}")
+        ops: dict[int, dict[str, Any]] = {o["id"]: o for o in ce["ops"]}
+        if ce["longest"]:
+            lines.append("  longest linearization found (op: state after it):")
+            for op_id, state in zip(ce["longest"][0], ce["states"][0], strict=True):
+                lines.append(f"    {_describe(ops[op_id])}  => {state!r}")
+        lines.append("  could not be placed next:")
+        for op_id in ce["unplaceable"]:
+            lines.append(f"    {_describe(ops[op_id])}")
+    return "\n".join(lines)
+
+
+def _describe(op: dict[str, Any]) -> str:
+    out = "" if op["output"] is None else f" -> {op['output']!r}"
+    return (f"op {op['id']} p{op['process']} {op['type']} {op['f']}({op['value']!r}){out} "
+            f"[{op['invoke']}, {'∞' if op['complete'] is None else op['complete']}]")
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv[1:])
+    logging.getLogger("edn_format").setLevel(logging.WARNING)  # its lexer logs its tables
+    if Path(args.file).is_dir():  # a run folder: its history.jsonl
+        args.file = str(Path(args.file) / "history.jsonl")
+    try:
+        fmt = args.format or guess_format(args.file)
+        fmt = FORMAT_ALIASES.get(fmt, fmt)
+        model = make_model(args.model or DEFAULT_MODELS[fmt])
+        history = read_history(args.file, fmt)
+    except (HistoryError, ModelSpecError) as e:
+        print(f"faultline check: {e}", file=sys.stderr)
+        return 3
+    try:
+        result = check(model, history, timeout=args.timeout)
+    except ValueError as e:  # a model rejecting an operation it does not know
+        print(f"faultline check: {args.file}: {e}", file=sys.stderr)
+        return 3
+    if args.json:
+        print(json.dumps(result.to_json(), default=str))
+    else:
+        print(render(result, args.file))
+    return 0 if result.valid is True else 1 if result.valid is False else 2

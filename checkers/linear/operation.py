@@ -1,0 +1,90 @@
+"""One client operation of a history: a call (input) and what was observed (output)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+OpType = Literal["ok", "info", "fail"]
+
+
+class _Unknown:
+    """The output of an operation whose completion was not observed (Jepsen's `info`)."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: Output of an indeterminate operation: any result is possible, including "never happened".
+UNKNOWN: Any = _Unknown()
+
+
+@dataclass(frozen=True)
+class Input:
+    """What a client asked for: the function, its argument and (for maps) the key."""
+
+    f: str
+    value: Any = None
+    key: Any = None
+
+
+@dataclass
+class Operation:
+    """An invocation paired with its completion.
+
+    `type` is Jepsen's: "ok" took effect exactly once between `invoke` and `complete`; "info"
+    may take effect at any time after `invoke`, or never (it stays open to the end); "fail"
+    certainly did not take effect (the checker drops it). `output` is what the completion
+    observed (UNKNOWN for info); for a cas it is True (swapped) or False (the compare was
+    evaluated and did not match, an observation porcupine's etcd model keeps).
+    """
+
+    id: int
+    process: Any
+    f: str
+    value: Any
+    output: Any
+    invoke: int
+    complete: int | None
+    type: OpType
+    key: Any = None
+    #: Order positions for the search: real-time order of call and return events.
+    call_pos: float = 0.0
+    return_pos: float = float("inf")
+    #: Where the completion record was (also for info ops, whose return_pos is infinite).
+    done_pos: float | None = None
+
+    @cached_property
+    def input(self) -> Input:
+        return Input(self.f, self.value, self.key)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "process": self.process,
+            "f": self.f,
+            "value": self.value,
+            "output": None if self.output is UNKNOWN else self.output,
+            "invoke": self.invoke,
+            "complete": self.complete,
+            "type": self.type,
+        }
+
+
+def freeze(value: Any) -> Any:
+    """Lists become tuples and dicts sorted item tuples, so values are hashable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return frozenset(freeze(v) for v in value)
+    return value

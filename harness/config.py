@@ -1,0 +1,328 @@
+"""Test configuration: YAML validated against an explicit schema, defaults resolved, seed fixed.
+
+Every error is one line naming the file and the dotted field, e.g.
+`configs/x.yaml: nemesis.interval: expected a number, got 'abc'`. Command-line flags are
+applied as overrides to the raw mapping before validation, so they are checked the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.protocols import HarnessError
+
+
+class ConfigError(HarnessError):
+    """A config file or flag is invalid; the message is one line naming file and field."""
+
+
+FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership")
+PARTITION_KINDS = ("halves", "one", "leader", "ring", "bridge")
+KILL_KINDS = ("one", "leader", "minority", "all")
+PAUSE_KINDS = ("one", "leader", "minority")
+CLOCK_KINDS = ("jump", "strobe", "rate")
+READ_MODES = ("linearizable", "lease", "serializable")
+DBS = ("raftkv", "etcd")
+PROVIDERS = ("local", "netns", "ssh", "docker")
+WORKLOADS = ("register", "kv")
+#: Providers whose nodes share the controller's kernel; etcd (static Go) ignores libfaketime.
+SHARED_KERNEL = ("local", "netns", "docker")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One schema entry: a checker of the raw value and its default (None = no default)."""
+
+    check: Callable[[str, Any], Any]
+    default: Any = None
+
+
+def _describe(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else f"{type(v).__name__} {v!r}"
+
+
+def _num(lo: float | None = None) -> Callable[[str, Any], Any]:
+    def check(path: str, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError(f"expected a number, got {_describe(v)}")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= {lo}, got {v}")
+        return float(v)
+
+    return check
+
+
+def _int(lo: int | None = None) -> Callable[[str, Any], Any]:
+    def check(path: str, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"expected an integer, got {_describe(v)}")
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= {lo}, got {v}")
+        return v
+
+    return check
+
+
+def _opt_int(path: str, v: Any) -> int | None:
+    return None if v is None else _int()(path, v)
+
+
+def _bool(path: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {_describe(v)}")
+    return v
+
+
+def _str(path: str, v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"expected a non-empty string, got {_describe(v)}")
+    return v
+
+
+def _opt_str(path: str, v: Any) -> str | None:
+    return None if v is None else _str(path, v)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str, Any], Any]:
+    def check(path: str, v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {_describe(v)}")
+        return str(v)
+
+    return check
+
+
+def _opt_choice(options: tuple[str, ...]) -> Callable[[str, Any], Any]:
+    def check(path: str, v: Any) -> str | None:
+        return None if v is None else _choice(options)(path, v)
+
+    return check
+
+
+def _list_of(options: tuple[str, ...] | None) -> Callable[[str, Any], Any]:
+    def check(path: str, v: Any) -> list[str]:
+        if isinstance(v, str):
+            v = [s for s in v.split(",") if s]
+        if not isinstance(v, list):
+            raise ValueError(f"expected a list, got {_describe(v)}")
+        out = []
+        for i, item in enumerate(v):
+            if item == "":
+                raise ValueError(f"item {i}: empty name")
+            if not isinstance(item, str) or (options is not None and item not in options):
+                allowed = f"one of {', '.join(options)}" if options else "a string"
+                raise ValueError(f"item {i}: expected {allowed}, got {_describe(item)}")
+            out.append(item)
+        return out
+
+    return check
+
+
+def _mapping(path: str, v: Any) -> dict[str, Any]:
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError(f"expected a mapping, got {_describe(v)}")
+    return dict(v)
+
+
+def _nodes(path: str, v: Any) -> list[str]:
+    """A node count (named n1..nN) or an explicit list of node names."""
+    if isinstance(v, str) and re.fullmatch(r"\d+", v):
+        v = int(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        if not 1 <= v <= 9:
+            raise ValueError(f"expected between 1 and 9 nodes, got {v}")
+        return [f"n{i}" for i in range(1, v + 1)]
+    names = _list_of(None)(path, v)
+    for name in names:
+        if not re.fullmatch(r"n[1-9]\d*", name):
+            raise ValueError(f"node names are n1..nN (Raft id = N), got {name!r}")
+    if len(set(names)) != len(names) or not names:
+        raise ValueError("expected distinct, at least one node name")
+    return names
+
+
+def _concurrency(path: str, v: Any) -> int | str:
+    """An int, or Jepsen's multiple of the node count like `2n` (resolved later)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        return v
+    if isinstance(v, str) and re.fullmatch(r"[1-9]\d*n", v):
+        return v
+    if isinstance(v, str) and re.fullmatch(r"[1-9]\d*", v):
+        return int(v)
+    raise ValueError(f"expected a positive integer or a multiple of nodes like '2n', got {_describe(v)}")
+
+
+Schema = dict[str, "Field | dict[str, Any]"]
+
+RAFT: Schema = {
+    "election_tick": Field(_int(2), 10),
+    "heartbeat_tick": Field(_int(1), 1),
+    "tick_interval_ms": Field(_int(1), 100),
+    "pre_vote": Field(_bool, True),
+    "check_quorum": Field(_bool, True),
+    "read_mode": Field(_choice(READ_MODES), "linearizable"),
+}
+
+WORKLOAD_OPTS: Schema = {
+    "keys": Field(_int(1), 4),
+    "ops_per_key": Field(_int(1), 150),
+    "read": Field(_num(0), 0.5),
+    "write": Field(_num(0), 0.3),
+    "cas": Field(_num(0), 0.15),
+    "delete": Field(_num(0), 0.05),
+    "timeout": Field(_num(0.1), 2.0),
+}
+
+NEMESIS: Schema = {
+    "faults": Field(_list_of(FAULTS), ["partition", "kill", "pause", "transfer"]),
+    "schedule": Field(_choice(("interval", "random")), "interval"),
+    "interval": Field(_num(0.1), 10.0),
+    "duration": Field(_num(0.1), 5.0),
+    "partitions": Field(_list_of(PARTITION_KINDS), list(PARTITION_KINDS)),
+    "kills": Field(_list_of(KILL_KINDS), list(KILL_KINDS)),
+    "pauses": Field(_list_of(PAUSE_KINDS), list(PAUSE_KINDS)),
+    "clocks": Field(_list_of(CLOCK_KINDS), list(CLOCK_KINDS)),
+    "max_clock_offset": Field(_num(0), 10.0),
+}
+
+CHECKER: Schema = {
+    "linearizability_timeout": Field(_num(1), 120.0),
+}
+
+SCHEMA: Schema = {
+    "name": Field(_str, "raftkv"),
+    "db": Field(_choice(DBS), "raftkv"),
+    "provider": Field(_choice(PROVIDERS), "local"),
+    "nodes": Field(_nodes, 3),
+    "workload": Field(_choice(WORKLOADS), "kv"),
+    "workload_opts": WORKLOAD_OPTS,
+    "time_limit": Field(_num(1), 60.0),
+    "warmup": Field(_num(0), 5.0),
+    "concurrency": Field(_concurrency, "2n"),
+    "rate": Field(_num(0), 100.0),
+    "seed": Field(_opt_int, None),
+    "bugs": Field(_list_of(None), []),
+    "store": Field(_str, "store"),
+    "test_count": Field(_int(1), 1),
+    "junit": Field(_opt_str, None),
+    "recovery_timeout": Field(_num(1), 30.0),
+    "final_reads": Field(_bool, True),
+    "startup_timeout": Field(_num(1), 30.0),
+    "nemesis": NEMESIS,
+    "raft": RAFT,
+    "checker": CHECKER,
+    # Free-form sections read by the provider / DB adapter that owns them (hosts, paths...).
+    "provider_opts": Field(_mapping, {}),
+    "db_opts": Field(_mapping, {}),
+}
+
+
+def _validate(source: str, schema: Schema, raw: Any, prefix: str) -> dict[str, Any]:
+    where = prefix.rstrip(".") or "(top level)"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where}: expected a mapping, got {_describe(raw)}")
+    for key in raw:
+        if key not in schema:
+            raise ConfigError(f"{source}: {prefix}{key}: unknown field (known: {', '.join(schema)})")
+    out: dict[str, Any] = {}
+    for key, spec in schema.items():
+        path = f"{prefix}{key}"
+        if isinstance(spec, dict):
+            out[key] = _validate(source, spec, raw.get(key), f"{path}.")
+            continue
+        value = raw[key] if key in raw else copy.deepcopy(spec.default)
+        try:
+            out[key] = spec.check(path, value) if value is not None or key in raw else None
+        except ValueError as e:
+            raise ConfigError(f"{source}: {path}: {e}") from None
+    return out
+
+
+def _combinations(source: str, cfg: dict[str, Any]) -> None:
+    """Refuse combinations that cannot be made real, naming the field at fault."""
+    n = len(cfg["nodes"])
+    faults = cfg["nemesis"]["faults"]
+    if "partition" in faults and n < 2:
+        raise ConfigError(f"{source}: nemesis.faults: partition needs at least 2 nodes, got {n}")
+    if "membership" in faults and n < 3:
+        raise ConfigError(f"{source}: nemesis.faults: membership needs at least 3 nodes, got {n}")
+    if "clock" in faults and cfg["db"] == "etcd" and cfg["provider"] in SHARED_KERNEL:
+        raise ConfigError(
+            f"{source}: nemesis.faults: clock faults cannot be made real for etcd on the "
+            f"{cfg['provider']} provider (static Go binary ignores libfaketime)"
+        )
+    if "partition" in faults and cfg["db"] == "etcd" and cfg["provider"] == "local":
+        raise ConfigError(
+            f"{source}: nemesis.faults: partitions of etcd cannot be made real on the local provider "
+            "(etcd advertises one peer URL per member, so per-link proxies cannot cut one link); use netns"
+        )
+    if cfg["bugs"] and cfg["db"] != "raftkv":
+        raise ConfigError(f"{source}: bugs: bug switches exist only for raftkv, not {cfg['db']}")
+    if cfg["warmup"] >= cfg["time_limit"]:
+        raise ConfigError(f"{source}: warmup: must be shorter than time_limit ({cfg['time_limit']})")
+    mix = cfg["workload_opts"]
+    if sum(mix[f] for f in ("read", "write", "cas", "delete")) <= 0:
+        raise ConfigError(f"{source}: workload_opts: the op mix weights must not all be 0")
+    if isinstance(cfg["concurrency"], str):
+        cfg["concurrency"] = int(cfg["concurrency"][:-1]) * n
+
+
+def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in a nested raw mapping (used for command-line overrides)."""
+    parts = dotted.split(".")
+    cur = raw
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[part] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def validate(raw: Any, source: str = "<config>", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate a raw mapping (+ dotted overrides) into a resolved config with a fixed seed."""
+    merged: dict[str, Any] = copy.deepcopy(raw) if isinstance(raw, dict) else raw
+    if overrides:
+        if merged is None:
+            merged = {}
+        if not isinstance(merged, dict):
+            raise ConfigError(f"{source}: (top level): expected a mapping, got {_describe(merged)}")
+        for dotted, value in overrides.items():
+            set_path(merged, dotted, value)
+    cfg = _validate(source, SCHEMA, merged, "")
+    _combinations(source, cfg)
+    if cfg["seed"] is None:
+        # The seed is fixed here and saved, so the run can be replayed.
+        cfg["seed"] = random.SystemRandom().randrange(1, 2**31)
+    return cfg
+
+
+def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read and validate a YAML config file (None = defaults only)."""
+    if path is None:
+        return validate({}, "<defaults>", overrides)
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{source}: {line}invalid YAML: {getattr(e, 'problem', e)}") from None
+    return validate(raw, source, overrides)

@@ -1,0 +1,230 @@
+"""LocalProvider: every node is a set of processes on this machine; no root needed.
+
+Ports come from the OS. Each directed peer link src -> dst goes through a controller-owned
+TCP proxy (`harness.proxy`), so a partition is a real blackholed TCP link. Clocks are faked
+per node with libfaketime's control file, when libfaketime is installed and works for Python
+programs here (probed once at setup).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.leftovers import CONTROLLER_PID, controller_marker
+from harness.protocols import HarnessError, NodeAddresses, Remote
+from harness.proxy import ProxyHub
+from harness.remote_local import LocalRemote
+
+log = logging.getLogger(__name__)
+
+LIBFAKETIME_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+)
+
+# A Python program using what a node uses (sleep, timed thread waits, select) under
+# libfaketime, checking that the fake wall-clock offset shows; some libfaketime builds hang
+# timed waits (sem_clockwait) or reject sleeps, which would freeze or crash a node.
+_PROBE = (
+    "import queue, selectors, socket, sys, threading, time\n"
+    "threading.Event().wait(0.05)\n"
+    "try:\n"
+    "    queue.Queue().get(timeout=0.05)\n"
+    "except queue.Empty:\n"
+    "    pass\n"
+    "time.sleep(0.05)\n"
+    "a, b = socket.socketpair(); s = selectors.DefaultSelector(); s.register(a, 1); s.select(0.05)\n"
+    "sys.exit(0 if time.time() - float(sys.argv[1]) > 500 else 4)\n"
+)
+
+#: The wall clock only: Raft ticks, timeouts and leases run on the monotonic clock, which a
+#: real clock fault (settimeofday, an NTP jump) does not move either.
+SHIM_DIR = Path(__file__).resolve().parents[1] / "faketime_site"
+
+
+def faketime_env(lib: str, control_file: str) -> dict[str, str]:
+    """Environment that runs a Python process under libfaketime with a live control file."""
+    return {
+        "LD_PRELOAD": lib,
+        "FAKETIME_TIMESTAMP_FILE": control_file,
+        "FAKETIME_NO_CACHE": "1",  # re-read the control file at every call: faults act at once
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # sitecustomize that keeps time.sleep working in that mode (see its docstring)
+        "PYTHONPATH": str(SHIM_DIR),
+    }
+
+
+def find_libfaketime() -> str | None:
+    for cand in LIBFAKETIME_PATHS:
+        if Path(cand).exists():
+            return cand
+    return None
+
+
+def faketime_spec(offset_s: float, rate: float) -> str:
+    """libfaketime's relative-time spec: `+5.000000` or `-2.5 x2.000000`."""
+    spec = f"{offset_s:+f}"
+    if rate != 1.0:
+        spec += f" x{rate:f}"
+    return spec
+
+
+def probe_libfaketime(lib: str, work_dir: Path, env: dict[str, str] | None = None) -> str | None:
+    """None if a Python program runs correctly under `lib` with `env` (default: the plain
+    LD_PRELOAD + control file environment), else the reason it does not."""
+    ctl = work_dir / "faketime-probe.rc"
+    ctl.write_text(faketime_spec(1000.0, 1.0) + "\n")
+    base = env if env is not None else {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": str(ctl), "FAKETIME_NO_CACHE": "1"}
+    full = {**os.environ, **base, "FAKETIME_TIMESTAMP_FILE": str(ctl)}
+    try:
+        p = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(time.time())], env=full, capture_output=True, timeout=5, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"{lib} hangs timed thread waits of Python programs (sem_clockwait)"
+    finally:
+        ctl.unlink(missing_ok=True)
+    if p.returncode == 4:
+        return f"{lib} does not change the wall clock of Python programs here"
+    if p.returncode != 0:
+        last = (p.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+        return f"{lib} breaks Python programs: {last}"
+    return None
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True) -> None:
+        self.work_dir = work_dir
+        self.host = host
+        self.hub: ProxyHub | None = None
+        self.nodes: list[str] = []
+        self._addrs: dict[str, NodeAddresses] = {}
+        self._remotes: dict[str, LocalRemote] = {}
+        self._want_clock = clock
+        self.libfaketime: str | None = None
+        self.clock_refusal = "clock faults are disabled for this run"
+        self.supports_clock = False
+
+    # ---- hosts ----
+
+    def node_dir(self, node: str) -> Path:
+        return self.work_dir / node
+
+    def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # lets a later run or `faultline analyze` reap our nodes if this controller dies
+        (self.work_dir / CONTROLLER_PID).write_text(controller_marker())
+        self.nodes = list(nodes)
+        self.hub = ProxyHub(self.host)
+        for n in self.nodes:
+            self.node_dir(n).mkdir(parents=True, exist_ok=True)
+            self._addrs[n] = NodeAddresses(
+                peer_listen=(self.host, free_port(self.host)),
+                client=(self.host, free_port(self.host)),
+                admin=(self.host, free_port(self.host)),
+            )
+            self._remotes[n] = LocalRemote(n)
+        for src in self.nodes:
+            for dst in self.nodes:
+                if src != dst:
+                    self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
+        self._setup_clock()
+        return dict(self._remotes)
+
+    def _setup_clock(self) -> None:
+        if not self._want_clock:
+            return
+        lib = find_libfaketime()
+        if lib is None:
+            self.clock_refusal = "libfaketime is not installed (Debian package faketime)"
+            return
+        reason = probe_libfaketime(lib, self.work_dir, faketime_env(lib, "unused"))
+        if reason is not None:
+            self.clock_refusal = reason
+            log.warning("clock faults unavailable: %s", reason)
+            return
+        self.libfaketime = lib
+        self.supports_clock = True
+        for n in self.nodes:
+            self.set_clock(n, 0.0)
+
+    def addresses(self, node: str) -> NodeAddresses:
+        try:
+            return self._addrs[node]
+        except KeyError:
+            raise HarnessError(f"local provider: unknown node {node!r}") from None
+
+    def peer_address(self, src: str, dst: str) -> tuple[str, int]:
+        if src == dst:
+            return self.addresses(dst).peer_listen
+        if self.hub is None:
+            raise HarnessError("local provider: peer_address before setup")
+        return self.hub.address(src, dst)
+
+    # ---- network faults ----
+
+    def partition(self, grudge: Mapping[str, set[str]]) -> None:
+        """Cut link src -> dst for every src in grudge[dst]; every other link is healed."""
+        if self.hub is None:
+            raise HarnessError("local provider: partition before setup")
+        links = {(src, dst) for dst, srcs in grudge.items() for src in srcs if src != dst}
+        self.hub.set_cut(links)
+        log.info("partition: cut %d links: %s", len(links), sorted(f"{s}->{d}" for s, d in links))
+
+    def heal(self) -> None:
+        if self.hub is not None:
+            self.hub.set_cut(set())
+
+    # ---- clocks ----
+
+    def _clock_file(self, node: str) -> Path:
+        return self.node_dir(node) / "faketime.rc"
+
+    def node_env(self, node: str) -> dict[str, str]:
+        if not self.supports_clock or self.libfaketime is None:
+            return {}
+        return faketime_env(self.libfaketime, str(self._clock_file(node)))
+
+    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
+        if not self.supports_clock:
+            raise HarnessError(f"local provider: cannot change clocks: {self.clock_refusal}")
+        if rate <= 0:
+            raise HarnessError(f"local provider: clock rate must be > 0, got {rate}")
+        path = self._clock_file(node)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(faketime_spec(offset_s, rate) + "\n")
+        os.replace(tmp, path)  # the node never reads a half-written spec
+
+    # ---- teardown ----
+
+    def teardown(self) -> None:
+        if self.hub is not None:
+            self.hub.close()
+            self.hub = None
+        for r in self._remotes.values():
+            r.close()
+
+
+def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
+    """Registry entry point (see harness.providers)."""
+    opts = test.get("provider_opts") or {}
+    clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
+    return LocalProvider(work_dir, host=str(opts.get("host", "127.0.0.1")), clock=clock)

@@ -1,0 +1,318 @@
+"""The `netns` provider: one Linux network namespace per node, joined by a bridge. Needs root.
+
+Layout of one run with id R (6 hex digits) on subnet 10.77.K.0/24:
+- namespaces `fl-R-n1`.. with loopback up and `eth0` at 10.77.K.<i>;
+- veth pairs whose host ends `fl-R-<i>` hang off the bridge `flbrR` (10.77.K.254 in the root
+  namespace, so the controller reaches every node directly);
+- an ACCEPT rule for the bridge in the root FORWARD chain, tagged with the comment `fl-R`,
+  because once Docker's engine has run the FORWARD policy is DROP with bridge netfilter on;
+- a marker `/run/faultline-netns/R` holding the controller's pid.
+
+Partitions are iptables DROP rules in the INPUT chain of each grudging node's namespace.
+`cleanup_leftovers()` removes every `fl-` resource whose run's controller is no longer alive,
+so a later run cleans up after a crashed one without disturbing a concurrent live one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import logging
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.protocols import HarnessError, NodeAddresses, Remote
+from harness.providers.local import faketime_env, faketime_spec, probe_libfaketime
+from harness.providers.netns_remote import NetnsRemote, pid_alive
+
+log = logging.getLogger(__name__)
+
+PREFIX = "fl-"
+BRIDGE_PREFIX = "flbr"
+MARKER_DIR = Path("/run/faultline-netns")
+SUBNET_FIRST = 77  # second octet: 10.77.K.0/24 is the project's range
+#: Fixed ports inside each namespace: every node has its own address.
+PEER_PORT, CLIENT_PORT, ADMIN_PORT = 7000, 7001, 7002
+_RUN_ID = re.compile(r"^[0-9a-f]{6}$")
+
+
+def find_libfaketime() -> str | None:
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    return found[0] if found else None
+
+
+def _sh(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    if check and proc.returncode != 0:
+        raise HarnessError(f"netns: {' '.join(argv)} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def _namespaces() -> list[str]:
+    out = _sh(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def _links() -> list[str]:
+    out = _sh(["ip", "-o", "link", "show"], check=False).stdout
+    names = []
+    for line in out.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) >= 2:
+            names.append(parts[1].strip().split("@")[0])
+    return names
+
+
+def _forward_rules() -> list[str]:
+    """Root-namespace FORWARD rules (as `-A ...` lines) tagged by any faultline run."""
+    out = _sh(["iptables", "-w", "-S", "FORWARD"], check=False).stdout
+    return [
+        line for line in out.splitlines()
+        if line.startswith("-A ") and re.search(r'--comment "?fl-[0-9a-f]{6}', line)
+    ]
+
+
+def _run_alive(run_id: str) -> bool:
+    try:
+        pid = int((MARKER_DIR / run_id).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return pid == os.getpid() or pid_alive(pid)
+
+
+def _kill_namespace(ns: str) -> None:
+    """SIGKILL every process in `ns`, then delete it."""
+    pids = _sh(["ip", "netns", "pids", ns], check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+    _sh(["ip", "netns", "del", ns], check=False)
+
+
+def _delete_forward_rule(spec: str) -> None:
+    """Delete a FORWARD rule given its `-A FORWARD ...` line from `iptables -S`."""
+    args = spec.split()
+    args[0] = "-D"
+    # iptables -S quotes comments containing spaces; ours never contain spaces.
+    _sh(["iptables", "-w", *[a.strip('"') for a in args]], check=False)
+
+
+def cleanup_leftovers() -> list[str]:
+    """Remove namespaces, links, FORWARD rules and markers of dead runs; return what went."""
+    removed: list[str] = []
+    for ns in _namespaces():
+        m = re.match(r"^fl-([0-9a-f]{6})-", ns)
+        if m and not _run_alive(m.group(1)):
+            _kill_namespace(ns)
+            removed.append(f"netns {ns}")
+    for link in _links():
+        m = re.match(r"^(?:fl-|flbr)([0-9a-f]{6})", link)
+        if m and not _run_alive(m.group(1)):
+            _sh(["ip", "link", "del", link], check=False)
+            removed.append(f"link {link}")
+    for rule in _forward_rules():
+        m = re.search(r"fl-([0-9a-f]{6})", rule)
+        if m and not _run_alive(m.group(1)):
+            _delete_forward_rule(rule)
+            removed.append(f"iptables {rule}")
+    if MARKER_DIR.is_dir():
+        for marker in MARKER_DIR.iterdir():
+            if _RUN_ID.match(marker.name) and not _run_alive(marker.name):
+                marker.unlink(missing_ok=True)
+    if removed:
+        log.warning("netns: removed leftovers of crashed runs: %s", ", ".join(removed))
+    return removed
+
+
+def _free_subnet() -> int:
+    """A third octet K such that no interface here has an address in 10.77.K.0/24."""
+    out = _sh(["ip", "-o", "-4", "addr", "show"], check=False).stdout
+    used = {int(m) for m in re.findall(rf"inet 10\.{SUBNET_FIRST}\.(\d+)\.", out)}
+    for k in range(1, 250):
+        if k not in used:
+            return k
+    raise HarnessError("netns: no free subnet left in 10.77.0.0/16")
+
+
+class NetnsProvider:
+    name = "netns"
+
+    def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False) -> None:
+        self.work_dir = Path(work_dir)
+        self.run_id = run_id or secrets.token_hex(3)
+        # The libfaketime probe costs up to 5 s, so clock control is only set up when asked.
+        self.libfaketime = find_libfaketime() if clock else None
+        self.supports_clock = self.libfaketime is not None
+        self.clock_refusal = (
+            "libfaketime is not installed (Debian package faketime)" if clock
+            else "clock faults are disabled for this run"
+        )
+        self.bridge = f"{BRIDGE_PREFIX}{self.run_id}"
+        self.subnet = 0
+        self.nodes: list[str] = []
+        self.remotes: dict[str, NetnsRemote] = {}
+        self._grudged: set[str] = set()
+        self._forward_rule: list[str] | None = None
+
+    # -- naming -------------------------------------------------------------------------
+    def namespace(self, node: str) -> str:
+        return f"{PREFIX}{self.run_id}-{node}"
+
+    def ip(self, node: str) -> str:
+        return f"10.{SUBNET_FIRST}.{self.subnet}.{self.nodes.index(node) + 1}"
+
+    def node_dir(self, node: str) -> Path:
+        """The node's directory on the (shared) file system: data, logs, pid files."""
+        return self.work_dir / node
+
+    @property
+    def gateway_ip(self) -> str:
+        return f"10.{SUBNET_FIRST}.{self.subnet}.254"
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
+        if os.geteuid() != 0:
+            raise HarnessError("netns provider needs root (network namespaces, iptables)")
+        if not 1 <= len(nodes) <= 200:
+            raise HarnessError(f"netns: {len(nodes)} nodes; between 1 and 200 are supported")
+        MARKER_DIR.mkdir(parents=True, exist_ok=True)
+        self.nodes = list(nodes)
+        self._setup_clock()
+        # Serialise setups on this machine: two runs must not clean each other up half-made,
+        # nor pick the same subnet.
+        with open(MARKER_DIR / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            cleanup_leftovers()
+            (MARKER_DIR / self.run_id).write_text(f"{os.getpid()}\n")
+            self.subnet = _free_subnet()
+            try:
+                self._create_bridge()
+                for i, node in enumerate(self.nodes, start=1):
+                    self._create_node(i, node)
+            except BaseException:
+                self.teardown()
+                raise
+        log.info(
+            "netns: run %s, %d namespaces on 10.%d.%d.0/24 via bridge %s",
+            self.run_id, len(nodes), SUBNET_FIRST, self.subnet, self.bridge,
+        )
+        return dict(self.remotes)
+
+    def _setup_clock(self) -> None:
+        """Clock faults only where libfaketime works for the node's programs (probed once)."""
+        if self.libfaketime is None:
+            return
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        reason = probe_libfaketime(self.libfaketime, self.work_dir, faketime_env(self.libfaketime, "unused"))
+        if reason is not None:
+            log.warning("netns: clock faults unavailable: %s", reason)
+            self.clock_refusal, self.libfaketime, self.supports_clock = reason, None, False
+
+    def _create_bridge(self) -> None:
+        _sh(["ip", "link", "add", self.bridge, "type", "bridge"])
+        _sh(["ip", "addr", "add", f"{self.gateway_ip}/24", "dev", self.bridge])
+        _sh(["ip", "link", "set", self.bridge, "up"])
+        rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT",
+                "-m", "comment", "--comment", f"{PREFIX}{self.run_id}"]
+        _sh(["iptables", "-w", "-I", *rule])
+        self._forward_rule = rule
+
+    def _create_node(self, i: int, node: str) -> None:
+        ns = self.namespace(node)
+        host_end, ns_end = f"{PREFIX}{self.run_id}-{i}", f"flp{self.run_id}-{i}"
+        self.node_dir(node).mkdir(parents=True, exist_ok=True)
+        _sh(["ip", "netns", "add", ns])
+        self.remotes[node] = NetnsRemote(node, ns)
+        _sh(["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end])
+        _sh(["ip", "link", "set", ns_end, "netns", ns])
+        inside = ["ip", "netns", "exec", ns]
+        _sh([*inside, "ip", "link", "set", "lo", "up"])
+        _sh([*inside, "ip", "link", "set", ns_end, "name", "eth0"])
+        _sh([*inside, "ip", "addr", "add", f"{self.ip(node)}/24", "dev", "eth0"])
+        _sh([*inside, "ip", "link", "set", "eth0", "up"])
+        _sh(["ip", "link", "set", host_end, "master", self.bridge])
+        _sh(["ip", "link", "set", host_end, "up"])
+        self._clock_file(node).parent.mkdir(parents=True, exist_ok=True)
+        self._clock_file(node).write_text(faketime_spec(0.0, 1.0) + "\n")
+
+    def teardown(self) -> None:
+        """Remove every namespace, link, rule and marker of this run. Never raises."""
+        for node, remote in self.remotes.items():
+            try:
+                _kill_namespace(self.namespace(node))
+                remote.reap(timeout=5.0)
+            except Exception as e:  # keep tearing down the rest
+                log.warning("netns: removing namespace of %s: %s", node, e)
+        self.remotes.clear()
+        for link in _links():
+            if link == self.bridge or link.startswith(f"{PREFIX}{self.run_id}-"):
+                _sh(["ip", "link", "del", link], check=False)
+        if self._forward_rule is not None:
+            _sh(["iptables", "-w", "-D", *self._forward_rule], check=False)
+            self._forward_rule = None
+        (MARKER_DIR / self.run_id).unlink(missing_ok=True)
+        self._grudged.clear()
+
+    # -- addresses ----------------------------------------------------------------------
+    def addresses(self, node: str) -> NodeAddresses:
+        if node not in self.nodes:
+            raise HarnessError(f"netns: unknown node {node!r}")
+        ip = self.ip(node)
+        return NodeAddresses(peer_listen=(ip, PEER_PORT), client=(ip, CLIENT_PORT), admin=(ip, ADMIN_PORT))
+
+    def peer_address(self, src: str, dst: str) -> tuple[str, int]:
+        return self.addresses(dst).peer_listen
+
+    # -- network faults -----------------------------------------------------------------
+    def partition(self, grudge: Mapping[str, set[str]]) -> None:
+        """Each `dst` drops everything arriving from each `src` it holds a grudge against."""
+        for dst, sources in grudge.items():
+            remote = self.remotes.get(dst)
+            if remote is None:
+                raise HarnessError(f"netns: partition names unknown node {dst!r}")
+            for src in sorted(sources):
+                if src == dst:
+                    continue
+                remote.run(["iptables", "-w", "-A", "INPUT", "-s", self.ip(src), "-j", "DROP",
+                            "-m", "comment", "--comment", f"{PREFIX}{self.run_id}"])
+            self._grudged.add(dst)
+
+    def heal(self) -> None:
+        for node in sorted(self._grudged):
+            self.remotes[node].run(["iptables", "-w", "-F", "INPUT"])
+        self._grudged.clear()
+
+    # -- clocks -------------------------------------------------------------------------
+    def _clock_file(self, node: str) -> Path:
+        return self.work_dir / "clocks" / f"{node}.faketime"
+
+    def node_env(self, node: str) -> dict[str, str]:
+        if self.libfaketime is None:
+            return {}
+        # The same environment as the local provider's (wall clock only, sleep shim).
+        return faketime_env(self.libfaketime, str(self._clock_file(node)))
+
+    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
+        if self.libfaketime is None:
+            raise HarnessError(f"netns: cannot change clocks: {self.clock_refusal}")
+        if node not in self.nodes:
+            raise HarnessError(f"netns: unknown node {node!r}")
+        if rate <= 0:
+            raise HarnessError(f"netns: clock rate must be positive, got {rate}")
+        path = self._clock_file(node)
+        tmp = path.with_suffix(".tmp")
+        # Written then renamed so that a reading process never sees a half-written line.
+        tmp.write_text(faketime_spec(offset_s, rate) + "\n")
+        tmp.replace(path)
+
+
+def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
+    faults = (test.get("nemesis") or {}).get("faults") or []
+    return NetnsProvider(work_dir, clock="clock" in faults)

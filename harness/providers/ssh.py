@@ -1,0 +1,234 @@
+"""The `ssh` provider: real hosts reached over SSH (paramiko), as Jepsen runs its tests.
+
+Config (`provider_opts`), defaults first, then per host:
+```yaml
+provider_opts:
+  user: root                       # sudo -n is used for root work when not root
+  port: 22
+  key_file: ~/.ssh/id_ed25519      # omit to use the SSH agent
+  known_hosts: ~/.ssh/known_hosts
+  strict_host_key_checking: true   # false is explicit and logged as a WARNING
+  connect_timeout: 10
+  retries: 3
+  dir: /tmp/faultline              # scratch dir on the hosts (clock control files)
+  ports: {peer: 7000, client: 7001, admin: 7002}
+  python: python3                  # runs the libfaketime probe when clock faults are asked
+  hosts:
+    n1: {hostname: 192.168.1.11}   # any default may be overridden here; `address` is the
+    n2: {hostname: 192.168.1.12}   # address other nodes see, if not the hostname
+```
+Partitions are iptables DROP rules in a chain of our own (`faultline-in`, jumped to from INPUT),
+so healing never touches the hosts' own firewall rules. Commands on all hosts run in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
+from harness.providers.local import SHIM_DIR, faketime_env, faketime_spec
+from harness.remote_ssh import SSHHost, SSHRemote
+
+log = logging.getLogger(__name__)
+
+CHAIN = "faultline-in"
+LIBFAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
+T = TypeVar("T")
+
+_HOST_FIELDS = {f.name for f in fields(SSHHost)} - {"node"}
+_PROVIDER_FIELDS = {"hosts", "dir", "ports", "python"}
+#: Timed thread wait, sleep and select: what a node does; some libfaketime builds hang them.
+_CLOCK_PROBE = (
+    "import threading, time, selectors, socket\n"
+    "threading.Event().wait(0.05); time.sleep(0.05)\n"
+    "a, b = socket.socketpair(); s = selectors.DefaultSelector(); s.register(a, 1); s.select(0.05)\n"
+)
+
+
+def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSHHost]:
+    """Resolve each node's SSHHost from the defaults and its `hosts.<node>` entry."""
+    unknown = sorted(set(opts) - _HOST_FIELDS - _PROVIDER_FIELDS)
+    if unknown:
+        raise HarnessError(f"provider_opts.{unknown[0]}: unknown ssh option")
+    defaults = {k: v for k, v in opts.items() if k in _HOST_FIELDS}
+    hosts = opts.get("hosts") or {}
+    out = {}
+    for node in nodes:
+        entry = hosts.get(node)
+        if not isinstance(entry, Mapping) or "hostname" not in entry:
+            raise HarnessError(f"provider_opts.hosts.{node}: missing (needs at least hostname)")
+        bad = sorted(set(entry) - _HOST_FIELDS)
+        if bad:
+            raise HarnessError(f"provider_opts.hosts.{node}.{bad[0]}: unknown ssh option")
+        cfg = SSHHost(node=node, **{**defaults, **entry})
+        if not cfg.strict_host_key_checking:
+            log.warning("ssh: provider_opts turns host key checking OFF for %s", node)
+        out[node] = cfg
+    return out
+
+
+class SSHProvider:
+    name = "ssh"
+
+    def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
+        self.opts = dict(opts)
+        #: Clock control is set up only when the test asks for clock faults: a preloaded
+        #: libfaketime that misbehaves would otherwise break every run.
+        self.want_clock = clock
+        ports = self.opts.get("ports") or {}
+        self.ports = (int(ports.get("peer", 7000)), int(ports.get("client", 7001)), int(ports.get("admin", 7002)))
+        self.dir = str(self.opts.get("dir", "/tmp/faultline"))
+        self.hosts: dict[str, SSHHost] = {}
+        self.remotes: dict[str, SSHRemote] = {}
+        self.supports_clock = False
+        self._libfaketime: dict[str, str] = {}
+        self.clock_refusal = "libfaketime (Debian package faketime) is missing on some hosts"
+
+    # -- parallel helpers ---------------------------------------------------------------
+    def on_all(self, fn: Callable[[str, SSHRemote], T], nodes: Sequence[str] | None = None) -> dict[str, T]:
+        """Run fn(node, remote) on every node at once; raise the first failure naming its host."""
+        targets = list(nodes if nodes is not None else self.remotes)
+        if not targets:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+            futures = {n: pool.submit(fn, n, self.remotes[n]) for n in targets}
+        results, errors = {}, []
+        for n, fut in futures.items():
+            exc = fut.exception()
+            if exc is None:
+                results[n] = fut.result()
+            else:
+                errors.append(exc)
+        if errors:
+            first = errors[0]
+            raise first if isinstance(first, HarnessError) else RemoteError(str(first))
+        return results
+
+    def run_all(self, argv: Sequence[str], **kw: Any) -> dict[str, CommandResult]:
+        return self.on_all(lambda _n, r: r.run(argv, **kw))
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
+        self.hosts = host_configs(self.opts, nodes)
+        self.remotes = {n: SSHRemote(cfg) for n, cfg in self.hosts.items()}
+        try:
+            self.on_all(lambda _n, r: r.connect())
+            self.on_all(self._prepare_host)
+        except BaseException:
+            self.teardown()
+            raise
+        self.supports_clock = len(self._libfaketime) == len(nodes)
+        log.info("ssh: connected to %d hosts (clock control %s)", len(nodes),
+                 "on" if self.supports_clock else "off")
+        return dict(self.remotes)
+
+    def _prepare_host(self, node: str, remote: SSHRemote) -> None:
+        # One round trip: make the scratch dir and our own iptables chain (heal flushes it
+        # without touching the host's rules), and look for libfaketime.
+        script = (
+            'mkdir -p "$1/clocks" && '
+            f"(iptables -w -N {CHAIN} 2>/dev/null; true) && iptables -w -F {CHAIN} && "
+            f"(iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT -j {CHAIN}) && "
+            f"(ls {LIBFAKETIME_GLOB} 2>/dev/null | head -n 1)"
+        )
+        found = remote.run(["sh", "-c", script, "sh", self.dir], sudo=True).stdout.strip()
+        if found and self.want_clock:
+            self._write_clock(node, faketime_spec(0.0, 1.0) + "\n")
+            for shim in sorted(SHIM_DIR.glob("*.py")):
+                remote.upload(shim, f"{self.dir}/faketime_site/{shim.name}")
+            problem = self._probe_clock(remote, found, node)
+            if problem is None:
+                self._libfaketime[node] = found
+            else:
+                self.clock_refusal = f"{node}: {problem}"
+                log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
+
+    def _probe_clock(self, remote: SSHRemote, lib: str, node: str) -> str | None:
+        """None if Python's timed waits work under `lib` on the host, else why not."""
+        env = self._faketime_env(lib, node)
+        # coreutils' timeout kills a hung probe on the host itself; libfaketime is preloaded
+        # into the probe only, not into timeout.
+        res = remote.run(["timeout", "-k", "2", "5", "env", *(f"{k}={v}" for k, v in env.items()),
+                          str(self.opts.get("python", "python3")), "-c", _CLOCK_PROBE],
+                         timeout=15, check=False)
+        if res.exit_code in (124, 137, -1):  # -1: killed by a signal (no exit status)
+            return f"{lib} hangs timed thread waits of Python programs (sem_clockwait)"
+        if res.exit_code != 0:
+            return f"{lib} breaks Python programs: {(res.stderr.strip().splitlines() or ['?'])[-1]}"
+        return None
+
+    def teardown(self) -> None:
+        """Heal, remove our chain and close every connection. Never raises."""
+        def clean(_n: str, r: SSHRemote) -> None:
+            script = (f"iptables -w -D INPUT -j {CHAIN}; iptables -w -F {CHAIN}; "
+                      f"iptables -w -X {CHAIN}")
+            r.run(["sh", "-c", script], sudo=True, check=False)
+
+        live = [n for n, r in self.remotes.items() if r._client is not None]
+        try:
+            self.on_all(clean, live)
+        except HarnessError as e:
+            log.warning("ssh: teardown: %s", e)
+        for remote in self.remotes.values():
+            remote.close()
+
+    # -- addresses ----------------------------------------------------------------------
+    def addresses(self, node: str) -> NodeAddresses:
+        cfg = self.hosts.get(node)
+        if cfg is None:
+            raise HarnessError(f"ssh: unknown node {node!r}")
+        ip = cfg.peer_ip
+        return NodeAddresses((ip, self.ports[0]), (ip, self.ports[1]), (ip, self.ports[2]))
+
+    def peer_address(self, src: str, dst: str) -> tuple[str, int]:
+        return self.addresses(dst).peer_listen
+
+    # -- network faults -----------------------------------------------------------------
+    def partition(self, grudge: Mapping[str, set[str]]) -> None:
+        for dst in grudge:
+            if dst not in self.remotes:
+                raise HarnessError(f"ssh: partition names unknown node {dst!r}")
+
+        def drop(dst: str, r: SSHRemote) -> None:
+            for src in sorted(set(grudge[dst]) - {dst}):
+                r.run(["iptables", "-w", "-A", CHAIN, "-s", self.hosts[src].peer_ip, "-j", "DROP"], sudo=True)
+
+        self.on_all(drop, list(grudge))
+
+    def heal(self) -> None:
+        self.run_all(["iptables", "-w", "-F", CHAIN], sudo=True)
+
+    # -- clocks -------------------------------------------------------------------------
+    def _clock_path(self, node: str) -> str:
+        return f"{self.dir}/clocks/{node}.faketime"
+
+    def _write_clock(self, node: str, line: str) -> None:
+        path = self._clock_path(node)
+        # Written then renamed: a process reading the file never sees half a line.
+        self.remotes[node].run(["sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh", path],
+                               sudo=True, stdin=line.encode())
+
+    def node_env(self, node: str) -> dict[str, str]:
+        lib = self._libfaketime.get(node)
+        return {} if lib is None else self._faketime_env(lib, node)
+
+    def _faketime_env(self, lib: str, node: str) -> dict[str, str]:
+        """The local provider's environment, with its sleep shim uploaded to the host."""
+        return {**faketime_env(lib, self._clock_path(node)), "PYTHONPATH": f"{self.dir}/faketime_site"}
+
+    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
+        if node not in self._libfaketime:
+            raise HarnessError(f"ssh: clock faults need libfaketime on {node} (Debian package faketime)")
+        if rate <= 0:
+            raise HarnessError(f"ssh: clock rate must be positive, got {rate}")
+        self._write_clock(node, faketime_spec(offset_s, rate) + "\n")
+
+
+def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
+    faults = (test.get("nemesis") or {}).get("faults") or []
+    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults)

@@ -1,0 +1,90 @@
+"""``python -m nodes``: run one raftkv node until SIGTERM (see ``--help``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from nodes.bugs import UnknownBug
+from nodes.options import ConfigError, build_parser, config_from_args
+
+log = logging.getLogger("nodes")
+
+
+def _fail(msg: str) -> int:
+    sys.stderr.write(f"raftkv: {msg}\n")
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)  # argparse itself exits 2 with a one-line error
+    try:
+        cfg = config_from_args(ns)
+    except (ConfigError, UnknownBug) as e:
+        return _fail(str(e))
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper()),
+        stream=sys.stderr,
+        format=f"%(asctime)s {cfg.name} %(levelname)s %(name)s: %(message)s",
+    )
+    # imported here so that --help and flag errors work even if the core cannot load
+    from nodes.admin import AdminServer
+    from nodes.clientserver import ClientServer
+    from nodes.node import Node, NodeError
+    from nodes.recovery import RecoveryError
+
+    # bind the client and admin addresses first: a busy port is a one-line error, before
+    # anything touches the data dir
+    flag, addr = "--client", cfg.client
+    try:
+        clients = ClientServer(cfg.client)
+        flag, addr = "--admin", cfg.admin
+        admin = AdminServer(cfg.admin)
+    except OSError as e:
+        return _fail(f"{flag} {addr[0]}:{addr[1]}: {e.strerror or e}")
+    try:
+        node = Node(cfg)
+    except RecoveryError as e:
+        return _fail(f"{cfg.data_dir}: {e}")
+    except NodeError as e:
+        return _fail(str(e))
+    except OSError as e:
+        return _fail(f"{cfg.data_dir}: {e.strerror or e}")
+    clients.attach(node)
+    admin.attach(node)
+    node.start()
+    servers = [
+        threading.Thread(target=clients.serve_forever, name="client-server", daemon=True),
+        threading.Thread(target=admin.serve_forever, name="admin-server", daemon=True),
+    ]
+    for t in servers:
+        t.start()
+    done = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    log.info("serving: peers %s, clients %s, admin %s", cfg.listen, cfg.client, cfg.admin)
+    while not done.wait(0.5):
+        if node.stopped.is_set():
+            log.error("node loop stopped unexpectedly")
+            clients.shutdown()
+            admin.shutdown()
+            return 1
+    log.info("SIGTERM: shutting down")
+    clients.shutdown()
+    admin.shutdown()
+    node.stop()
+    clients.server_close()
+    admin.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

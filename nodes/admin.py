@@ -1,0 +1,186 @@
+"""Admin HTTP API (JSON over HTTP/1.1): status, leader transfer, membership, compaction, quiesce.
+
+Every operation runs on the node loop thread through Node.call, so it sees a consistent
+RawNode. Errors are HTTP 4xx/5xx with {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from nodes.events import node_name
+from nodes.options import ConfigError, parse_addr, parse_name
+from nodes.raft import ConfChange, ConfChangeType, ProposalDropped
+
+if TYPE_CHECKING:
+    from nodes.node import Node
+
+log = logging.getLogger(__name__)
+
+MEMBER_OPS = {
+    "add": ConfChangeType.ADD_NODE,
+    "add-learner": ConfChangeType.ADD_LEARNER_NODE,
+    "promote": ConfChangeType.ADD_NODE,
+    "remove": ConfChangeType.REMOVE_NODE,
+}
+TRANSFER_WAIT = 1.8  # fits the admin client's default 2 s timeout; Raft aborts a transfer after an election timeout
+
+
+class AdminFailure(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: AdminServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("admin: " + format, *args)
+
+    def _reply(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict[str, Any]:
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b"{}"
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError as e:
+            raise AdminFailure(400, f"request body is not JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise AdminFailure(400, "request body must be a JSON object")
+        return body
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        admin = self.server.admin
+        routes = {
+            ("GET", "/status"): admin.status,
+            ("POST", "/transfer-leader"): admin.transfer_leader,
+            ("POST", "/members"): admin.members,
+            ("POST", "/compact"): admin.compact,
+            ("POST", "/quiesce"): admin.quiesce,
+        }
+        fn = routes.get((method, self.path.split("?")[0]))
+        try:
+            if fn is None:
+                raise AdminFailure(404, f"no route {method} {self.path}")
+            body = self._body() if method == "POST" else {}
+            self._reply(200, fn(body))
+        except AdminFailure as e:
+            self._reply(e.code, {"error": str(e)})
+        except Exception as e:  # report, never kill the server thread silently
+            log.exception("admin %s %s failed", method, self.path)
+            self._reply(500, {"error": f"{type(e).__name__}: {e}"})
+
+
+class Admin:
+    """The operations behind the routes; each runs its RawNode part on the loop thread."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def _wait(self, fut: Future[Any], timeout: float) -> Any:
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout as e:
+            raise AdminFailure(504, "node loop did not answer in time") from e
+        except TimeoutError as e:
+            raise AdminFailure(504, str(e)) from e
+        except ProposalDropped as e:
+            raise AdminFailure(503, str(e)) from e
+
+    def status(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._wait(self.node.call(self.node.status), 2.0)
+        return result
+
+    def _node_id(self, body: dict[str, Any], field: str) -> int:
+        name = body.get(field)
+        if not isinstance(name, str):
+            raise AdminFailure(400, f"field {field!r} must be a node name like n2")
+        try:
+            return parse_name(name, field)
+        except ConfigError as e:
+            raise AdminFailure(400, str(e)) from e
+
+    def transfer_leader(self, body: dict[str, Any]) -> dict[str, Any]:
+        to = self._node_id(body, "to")
+        self._wait(self.node.call(lambda: self.node.rn.transfer_leader(to)), 2.0)
+        deadline = time.monotonic() + TRANSFER_WAIT
+        while time.monotonic() < deadline:
+            st = self.status({})
+            if st["lead"] == node_name(to):
+                return {"lead": st["lead"], "term": st["term"]}
+            time.sleep(0.05)
+        raise AdminFailure(504, f"leadership did not move to {node_name(to)} within {TRANSFER_WAIT}s")
+
+    def members(self, body: dict[str, Any]) -> dict[str, Any]:
+        op = body.get("op")
+        if op not in MEMBER_OPS:
+            raise AdminFailure(400, f"field 'op' must be one of {', '.join(MEMBER_OPS)}")
+        nid = self._node_id(body, "node")
+        peer = body.get("peer")
+        if peer is not None:
+            try:
+                parse_addr(peer if isinstance(peer, str) else "", "peer")
+            except ConfigError as e:
+                raise AdminFailure(400, str(e)) from e
+        if peer is None and op in ("add", "add-learner"):
+            known = self.node.cfg.peers.get(nid) or self.node.transport.addrs.get(nid)
+            if known is None and nid != self.node.cfg.raft_id:
+                raise AdminFailure(400, f"no address for {node_name(nid)}: pass 'peer' or list it in --peers")
+        rid = self.node.next_rid()
+        ctx = json.dumps({"rid": rid, "peer": peer}).encode()
+        cc = ConfChange(MEMBER_OPS[op], nid, ctx)
+        applied: Future[Any] = Future()
+        self._wait(self.node.call(lambda: self.node.propose_conf(cc, rid, applied)), 2.0)
+        result: dict[str, Any] = self._wait(applied, 3 * self.node.cfg.request_timeout)
+        return result
+
+    def compact(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._wait(self.node.call(lambda: self.node.compact(keep=0)), 10.0)
+        return result
+
+    def quiesce(self, body: dict[str, Any]) -> dict[str, Any]:
+        on = body.get("on")
+        if not isinstance(on, bool):
+            raise AdminFailure(400, "field 'on' must be true or false")
+
+        def set_quiesce() -> dict[str, Any]:
+            self.node.quiesced = on
+            return {"quiesced": on}
+
+        result: dict[str, Any] = self._wait(self.node.call(set_quiesce), 2.0)
+        return result
+
+
+class AdminServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    admin: Admin  # set by attach() before serve_forever()
+
+    def __init__(self, addr: tuple[str, int]) -> None:
+        super().__init__(addr, _Handler)
+
+    def attach(self, node: Node) -> None:
+        self.admin = Admin(node)
+

@@ -1,0 +1,533 @@
+"""The node loop: one thread owns the RawNode, the WAL, the state machine and the event log.
+
+Other threads (peer readers, client and admin handlers) only put items on the inbox. Each
+iteration drains the whole inbox into the RawNode (so many proposals share one fsync: group
+commit), ticks on the monotonic clock, then handles Ready in etcd's order: persist snapshot,
+entries and hard state, fsync if must_sync, send messages, apply committed entries, advance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from nodes import snap
+from nodes.events import EventLog, digest, node_name
+from nodes.kv import KVStore
+from nodes.options import NodeConfig
+from nodes.pending import ConfWait, Pending, ReadWait, WriteWait
+from nodes.protocol import ProtocolError, Reply, Request, decode_command, encode_command
+from nodes.raft import (
+    ConfChange,
+    Config,
+    Entry,
+    EntryType,
+    HardState,
+    MessageType,
+    ProposalDropped,
+    RaftError,
+    RawNode,
+    ReadOnlyOption,
+    Ready,
+    StateType,
+    codec,
+)
+from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
+from nodes.transport import Transport
+from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot, fsync_dir
+
+log = logging.getLogger(__name__)
+
+ROLE_NAMES = {
+    StateType.FOLLOWER: "follower",
+    StateType.PRE_CANDIDATE: "pre-candidate",
+    StateType.CANDIDATE: "candidate",
+    StateType.LEADER: "leader",
+}
+AUTO_COMPACT_KEEP = 200  # entries kept behind an automatic snapshot for slow followers
+MAX_DRAIN = 4096
+
+
+@dataclass
+class _Admin:
+    fn: Callable[[], Any]
+    future: Future[Any]
+
+
+@dataclass
+class _Unreachable:
+    peer: int
+
+
+@dataclass
+class _SnapStatus:
+    peer: int
+    ok: bool
+
+
+@dataclass
+class _Get:
+    req: Request
+    future: Future[Reply]
+    deadline: float
+
+
+@dataclass
+class _Stop:
+    pass
+
+
+class NodeError(Exception):
+    """The node cannot start (bad data dir, Raft config rejected)."""
+
+
+class Node:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self._lock_fd = lock_data_dir(cfg.data_dir)
+        self.boot = next_boot(cfg.data_dir)
+        disk: DiskState = recover(cfg.data_dir)
+        if disk.torn_bytes:
+            log.warning("recovery: truncated a torn WAL tail of %d bytes", disk.torn_bytes)
+        self.disk = disk
+        self.wal = disk.wal
+        self.storage = disk.storage
+        self.kv = KVStore()
+        if disk.kv_data:
+            self.kv.restore(disk.kv_data)
+        self.applied = disk.snapshot_index
+        self.snapshot_index = disk.snapshot_index
+        self.conf_state = disk.conf_state
+        self.events = EventLog(cfg.events, cfg.name, self.boot)
+        read_opt = ReadOnlyOption.LEASE_BASED if cfg.read_mode == "lease" else ReadOnlyOption.SAFE
+        rcfg = Config(
+            id=cfg.raft_id,
+            storage=self.storage,
+            election_tick=cfg.election_tick,
+            heartbeat_tick=cfg.heartbeat_tick,
+            applied=self.applied,
+            check_quorum=cfg.check_quorum,
+            pre_vote=cfg.pre_vote,
+            read_only_option=read_opt,
+            step_down_on_removal=True,
+            bugs=cfg.bugs.core,
+        )
+        # a data dir first started with --join must never bootstrap a cluster of its own
+        # later (a restart without --join before it received anything would fork the log)
+        joined = cfg.data_dir / "joined"
+        if disk.fresh and cfg.join and not joined.exists():
+            joined.touch()
+            fsync_dir(cfg.data_dir)
+        try:
+            self.rn = RawNode(rcfg)
+            if disk.fresh and not cfg.join and not joined.exists():
+                self.rn.bootstrap(sorted(cfg.peers))
+        except RaftError as e:
+            raise NodeError(f"raft: {e}") from e
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.pending = Pending()
+        self._rid = itertools.count(1)
+        # request ids must never repeat, also after a wipe resets the boot counter: a random
+        # per-process nonce keeps an old incarnation's entry from answering a new request
+        self._rid_prefix = f"{cfg.name}.{self.boot}.{os.urandom(4).hex()}"
+        self.role = StateType.FOLLOWER
+        self.lead = 0
+        self.term = disk.hard_state.term
+        self.commit = disk.hard_state.commit
+        self.commit_durable = self.commit
+        self._synced = False
+        self.last_vote = (disk.hard_state.term, disk.hard_state.vote)
+        self.quiesced = False
+        self.stopped = threading.Event()
+        try:
+            self.transport = Transport(
+                cfg.listen,
+                {k: v for k, v in cfg.peers.items() if k != cfg.raft_id},
+                on_frame=self._on_frame,
+                on_unreachable=lambda p: self.inbox.put(_Unreachable(p)),
+                on_snapshot_status=lambda p, ok: self.inbox.put(_SnapStatus(p, ok)),
+            )
+        except OSError as e:
+            raise NodeError(f"--listen {cfg.listen[0]}:{cfg.listen[1]}: {e.strerror or e}") from e
+        self._thread = threading.Thread(target=self._loop, name="raft-loop", daemon=True)
+        hs = disk.hard_state
+        self.events.emit(
+            "boot",
+            flush=True,
+            term=hs.term,
+            vote=node_name(hs.vote) if hs.vote else None,
+            commit=hs.commit,
+            voters=[node_name(v) for v in disk.boot_conf.voters],
+            learners=[node_name(v) for v in disk.boot_conf.learners],
+            snapshot_index=disk.snapshot_index,
+        )
+        log.info(
+            "boot %d: term=%d vote=%d commit=%d snapshot=%d last=%d",
+            self.boot, hs.term, hs.vote, hs.commit, disk.snapshot_index, self.storage.last_index(),
+        )
+
+    # ---- called from other threads ----
+
+    def start(self) -> None:
+        self.transport.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.inbox.put(_Stop())
+        self._thread.join(timeout=5.0)
+        self.transport.stop()
+
+    def _on_frame(self, payload: bytes) -> None:
+        try:
+            m = codec.decode_message(payload)
+        except ValueError as e:
+            log.warning("transport: undecodable peer message dropped: %s", e)
+            return
+        self.inbox.put(m)
+
+    def submit(self, req: Request) -> Future[Reply]:
+        fut: Future[Reply] = Future()
+        deadline = time.monotonic() + self.cfg.request_timeout
+        if req.op == "get":
+            self.inbox.put(_Get(req, fut, deadline))
+        else:
+            self.inbox.put(WriteWait(req, fut, deadline))
+        return fut
+
+    def call(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run fn on the loop thread (admin operations need a consistent RawNode)."""
+        fut: Future[Any] = Future()
+        self.inbox.put(_Admin(fn, fut))
+        return fut
+
+    # ---- the loop ----
+
+    def _loop(self) -> None:
+        tick = self.cfg.tick_interval_ms / 1000.0
+        next_tick = time.monotonic() + tick
+        try:
+            while True:
+                try:
+                    item = self.inbox.get(timeout=max(0.0, next_tick - time.monotonic()))
+                except queue.Empty:
+                    item = None
+                stop = False
+                n = 0
+                while item is not None:
+                    if isinstance(item, _Stop):
+                        stop = True
+                    else:
+                        self._handle(item)
+                    n += 1
+                    if n >= MAX_DRAIN:
+                        break
+                    try:
+                        item = self.inbox.get_nowait()
+                    except queue.Empty:
+                        item = None
+                self._flush_reads()
+                now = time.monotonic()
+                if next_tick - now > tick:
+                    next_tick = now + tick  # the clock jumped back: keep ticking
+                if now >= next_tick:
+                    if self.quiesced:
+                        self.rn.tick_quiesced()
+                    else:
+                        self.rn.tick()
+                    next_tick += tick
+                    if next_tick <= now:
+                        next_tick = now + tick  # a jump forward (or a stall) is one tick, not a burst
+                    self.pending.expire(now, self._leader_hint())
+                    self._sync_commit()
+                while self.rn.has_ready():
+                    self._handle_ready(self.rn.ready())
+                self.pending.serve_reads(self.applied, self.kv.get)
+                self.events.maybe_flush()
+                if stop:
+                    break
+        except Exception:
+            log.exception("node loop crashed; stopping")
+            raise
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self.wal.close()  # fsyncs: the last commit index is durable now
+            self._commit_event()
+        except OSError as e:
+            log.warning("wal close: %s", e)
+        self.events.close()
+        self.stopped.set()
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, WriteWait):
+            self._propose(item)
+        elif isinstance(item, _Get):
+            self._read(item.req, item.future, item.deadline)
+        elif isinstance(item, _Unreachable):
+            self.rn.report_unreachable(item.peer)
+        elif isinstance(item, _SnapStatus):
+            self.rn.report_snapshot(item.peer, item.ok)
+        elif isinstance(item, _Admin):
+            try:
+                item.future.set_result(item.fn())
+            except Exception as e:  # the admin caller gets the error, the loop carries on
+                item.future.set_exception(e)
+        else:
+            try:
+                self.rn.step(item)
+            except RaftError as e:
+                log.debug("step %s from n%d: %s", item.type.name, item.from_, e)
+
+    def _leader_hint(self) -> str | None:
+        return node_name(self.lead) if self.lead else None
+
+    def _propose(self, w: WriteWait) -> None:
+        rid = self.next_rid()
+        try:
+            self.rn.propose(encode_command(rid, w.req))
+        except ProposalDropped:
+            w.future.set_result(Reply("fail", error="not-leader", leader=self._leader_hint()))
+            return
+        self.pending.writes[rid] = w
+
+    def _read(self, req: Request, fut: Future[Reply], deadline: float) -> None:
+        mode = req.read or self.cfg.read_mode
+        if mode == "serializable":
+            fut.set_result(Reply("ok", self.kv.get(req.key)))
+            return
+        if self.cfg.bugs.stale_read and self.role == StateType.LEADER:
+            fut.set_result(Reply("ok", self.kv.get(req.key)))  # BUG stale-read: no ReadIndex
+            return
+        if self.lead == 0:
+            fut.set_result(Reply("fail", error="not-leader", leader=None))
+            return
+        self.pending.reads_batch.append(ReadWait(req.key, fut, deadline))
+
+    def _flush_reads(self) -> None:
+        """One ReadIndex round for every read that arrived in this iteration."""
+        if not self.pending.reads_batch:
+            return
+        ctx = self.next_rid().encode()
+        if self.pending.take_read_batch(ctx):
+            self.rn.read_index(ctx)
+
+    # ---- Ready ----
+
+    def _handle_ready(self, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self.lead = rd.soft_state.lead
+            role_changed = rd.soft_state.raft_state != self.role
+            self.role = rd.soft_state.raft_state
+        else:
+            role_changed = False
+        if not rd.snapshot.is_empty():
+            self._install_snapshot(rd)
+        hs = rd.hard_state
+        if self.cfg.bugs.vote_not_durable and not hs.is_empty():
+            # BUG vote-not-durable: the vote never reaches the disk and is not waited for
+            self.wal.save(HardState(hs.term, 0, hs.commit), rd.entries)
+            must_sync = bool(rd.entries)
+        else:
+            self.wal.save(None if hs.is_empty() else hs, rd.entries)
+            must_sync = rd.must_sync
+        if must_sync:
+            self.wal.sync()
+            self._synced = True
+        else:
+            self._synced = False
+        if rd.entries:
+            self.storage.append(rd.entries)
+        if not hs.is_empty():
+            self.storage.set_hard_state(hs)
+        self._durable_events(hs, role_changed or rd.soft_state is not None)
+        if self._synced:
+            self._commit_event()
+        for m in rd.messages:
+            if m.to == self.cfg.raft_id:
+                continue
+            self.transport.send(m.to, codec.encode_message(m), snapshot=m.type == MessageType.SNAP)
+        for rs in rd.read_states:
+            self.pending.read_state(rs.request_ctx, rs.index)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        self.rn.advance(rd)
+        if self.applied - self.snapshot_index >= self.cfg.snapshot_count:
+            self.compact(keep=AUTO_COMPACT_KEEP)
+
+    def _durable_events(self, hs: HardState, soft_changed: bool) -> None:
+        term_changed = not hs.is_empty() and hs.term != self.term
+        if not hs.is_empty():
+            self.term = hs.term
+            if hs.vote and (hs.term, hs.vote) != self.last_vote:
+                self.last_vote = (hs.term, hs.vote)
+                self.events.emit("vote", flush=True, term=hs.term, **{"for": node_name(hs.vote)})
+            if hs.commit > self.commit:
+                self.commit = hs.commit
+        if soft_changed or term_changed:
+            self.events.emit(
+                "role",
+                flush=True,
+                role=ROLE_NAMES[self.role],
+                term=self.term,
+                lead=self._leader_hint(),
+            )
+            if self.role != StateType.LEADER:
+                log.info("n%d is %s in term %d (lead %s)", self.cfg.raft_id, ROLE_NAMES[self.role], self.term, self.lead)
+            else:
+                log.info("n%d is leader in term %d", self.cfg.raft_id, self.term)
+
+    def _commit_event(self) -> None:
+        """Report the commit index once a hard state holding it is on disk (fsynced)."""
+        if self.commit > self.commit_durable:
+            self.commit_durable = self.commit
+            # the hard state now on disk carries the current term (events' terms never go back)
+            self.events.emit("commit", index=self.commit, term=self.term)
+
+    def _sync_commit(self) -> None:
+        """Commit-only hard states are not fsynced at once (as in etcd); sync them per tick
+        so the commit event still follows promptly when there is nothing else to sync."""
+        if self.commit > self.commit_durable:
+            self.wal.sync()
+            self._commit_event()
+
+    def _install_snapshot(self, rd: Ready) -> None:
+        s = rd.snapshot
+        md = s.metadata
+        snap.save(
+            self.cfg.data_dir / "snap",
+            snap.SnapshotFile(md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data),
+        )
+        self.wal.save_snapshot(WalSnapshot(md.index, md.term, SNAP_INSTALL))
+        self.storage.apply_snapshot(s)
+        self.kv.restore(s.data)
+        self.applied = md.index
+        self.snapshot_index = md.index
+        self.conf_state = md.conf_state
+        self.events.emit("snapshot", flush=True, index=md.index, term=md.term, source="leader")
+        self._conf_event(md.index)
+        log.info("installed snapshot at index %d term %d from the leader", md.index, md.term)
+
+    def _apply(self, ents: list[Entry]) -> None:
+        for e in ents:
+            if e.index <= self.applied:
+                continue
+            if e.type == EntryType.CONF_CHANGE:
+                self._apply_conf(e)
+                kind = "conf"
+            elif not e.data:
+                kind = "empty"
+            else:
+                self._apply_write(e)
+                kind = "normal"
+            self.applied = e.index
+            self.events.emit("apply", index=e.index, term=e.term, digest=digest(e.data), kind=kind)
+
+    def _apply_write(self, e: Entry) -> None:
+        try:
+            cmd = decode_command(e.data)
+        except ProtocolError as err:
+            log.error("entry %d is not a command (%s); skipped by every replica alike", e.index, err)
+            return
+        reply = self.kv.apply(cmd)
+        self.pending.write_applied(str(cmd.get("rid", "")), reply)
+
+    def _apply_conf(self, e: Entry) -> None:
+        cc = codec.decode_conf_change(e.data)
+        self.conf_state = self.rn.apply_conf_change(cc)
+        ctx: dict[str, Any] = {}
+        if cc.context:
+            try:
+                ctx = json.loads(cc.context)
+            except ValueError:
+                ctx = {}
+        peer = ctx.get("peer")
+        # each node's own --peers entry wins: on the local provider every directed link is
+        # its own proxy address, so the proposer's view of the address is not ours
+        if isinstance(peer, str) and cc.node_id != self.cfg.raft_id and cc.node_id not in self.cfg.peers:
+            host, _, port = peer.rpartition(":")
+            if host and port.isdigit():
+                self.transport.set_peer(cc.node_id, (host, int(port)))
+        self._conf_event(e.index)
+        self.pending.conf_applied(str(ctx.get("rid", "")), self._conf_dict())
+
+    def _conf_dict(self) -> dict[str, list[str]]:
+        return {
+            "voters": [node_name(v) for v in sorted(self.conf_state.voters)],
+            "learners": [node_name(v) for v in sorted(self.conf_state.learners)],
+        }
+
+    def _conf_event(self, index: int) -> None:
+        self.events.emit("conf", flush=True, index=index, **self._conf_dict())
+
+    # ---- operations run on the loop thread (admin) ----
+
+    def compact(self, keep: int = 0) -> dict[str, int]:
+        """Snapshot the state machine at the applied index and drop the log behind it."""
+        idx = self.applied
+        if idx <= self.snapshot_index:
+            return {"index": self.snapshot_index, "compacted": 0}
+        data = self.kv.snapshot()
+        s = self.storage.create_snapshot(idx, self.conf_state, data)
+        md = s.metadata
+        snap.save(
+            self.cfg.data_dir / "snap",
+            snap.SnapshotFile(idx, md.term, self.conf_state.voters, self.conf_state.learners, data),
+        )
+        self.wal.save_snapshot(WalSnapshot(idx, md.term, SNAP_LOCAL))
+        self.snapshot_index = idx
+        upto = idx - keep
+        if upto >= self.storage.first_index():
+            self.storage.compact(upto)
+        self.wal.release_to(idx)
+        self.events.emit("snapshot", flush=True, index=idx, term=md.term, source="local")
+        log.info("snapshot at index %d; log compacted to %d", idx, upto)
+        return {"index": idx, "compacted": max(0, upto)}
+
+    def propose_conf(self, cc: ConfChange, rid: str, fut: Future[Any]) -> None:
+        try:
+            self.rn.propose_conf_change(cc)
+        except ProposalDropped:
+            fut.set_exception(ProposalDropped(f"not leader (leader {self._leader_hint()})"))
+            return
+        self.pending.confs[rid] = ConfWait(fut, time.monotonic() + 2 * self.cfg.request_timeout)
+
+    def next_rid(self) -> str:
+        return f"{self._rid_prefix}.{next(self._rid)}"
+
+    def status(self) -> dict[str, Any]:
+        """The admin /status document (run on the loop thread via call())."""
+        st = self.rn.status()
+        progress = {
+            node_name(pid): {"match": p.match, "next": p.next, "state": p.state.name.lower()}
+            for pid, p in st.progress.items()
+        }
+        return {
+            "id": self.cfg.name,
+            "role": ROLE_NAMES[st.soft_state.raft_state],
+            "term": st.hard_state.term,
+            "lead": node_name(st.soft_state.lead) if st.soft_state.lead else None,
+            "commit": st.hard_state.commit,
+            "applied": self.applied,
+            "voters": [node_name(v) for v in sorted(self.conf_state.voters)],
+            "learners": [node_name(v) for v in sorted(self.conf_state.learners)],
+            "progress": progress,
+            "quiesced": self.quiesced,
+            "bugs": sorted(self.cfg.bugs.names),
+            "boot": self.boot,
+            "snapshot_index": self.snapshot_index,
+            "last_index": self.storage.last_index(),
+            "fsyncs": self.wal.fsyncs,
+            "read_mode": self.cfg.read_mode,
+        }
+

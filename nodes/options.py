@@ -1,0 +1,171 @@
+"""Command line of ``python -m nodes``: parsed and validated into a NodeConfig."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from nodes.bugs import ALL_BUGS, Bugs
+from nodes.protocol import READ_MODES
+
+NAME = re.compile(r"^n([1-9][0-9]*)$")
+
+
+class ConfigError(ValueError):
+    """A bad flag value or an unusable data directory (one line, names the flag or path)."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    raft_id: int
+    data_dir: Path
+    listen: tuple[str, int]
+    client: tuple[str, int]
+    admin: tuple[str, int]
+    peers: dict[int, tuple[str, int]]
+    join: bool
+    election_tick: int
+    heartbeat_tick: int
+    tick_interval_ms: int
+    pre_vote: bool
+    check_quorum: bool
+    read_mode: str
+    bugs: Bugs
+    events: Path
+    log_level: str
+    snapshot_count: int
+    request_timeout: float
+
+
+def parse_addr(text: str, flag: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def parse_name(text: str, flag: str) -> int:
+    m = NAME.match(text)
+    if m is None:
+        raise ConfigError(f"{flag}: node names are n1, n2, ... (got {text!r})")
+    return int(m.group(1))
+
+
+def parse_peers(text: str) -> dict[int, tuple[str, int]]:
+    peers: dict[int, tuple[str, int]] = {}
+    for item in filter(None, text.split(",")):
+        name, sep, addr = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--peers: expected NAME=HOST:PORT, got {item!r}")
+        rid = parse_name(name.strip(), "--peers")
+        if rid in peers:
+            raise ConfigError(f"--peers: {name} listed twice")
+        peers[rid] = parse_addr(addr.strip(), f"--peers {name}")
+    if not peers:
+        raise ConfigError("--peers: empty peer table")
+    return peers
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"raftkv: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m nodes",
+        description="raftkv: one node of a Raft key-value store (logs on stderr, nothing on stdout).",
+    )
+    p.add_argument("--id", required=True, help="this node's name, nK (Raft id K)")
+    p.add_argument("--data-dir", required=True, help="directory for WAL, snapshots and events")
+    p.add_argument("--listen", required=True, help="HOST:PORT for peer (Raft) traffic")
+    p.add_argument("--client", required=True, help="HOST:PORT for the client protocol")
+    p.add_argument("--admin", required=True, help="HOST:PORT for the admin HTTP API")
+    p.add_argument(
+        "--peers",
+        required=True,
+        help="n1=HOST:PORT,... addresses this node dials for every node that may be a member; "
+        "the initial voters unless --join",
+    )
+    p.add_argument("--join", action="store_true", help="start empty as a new member of a running cluster")
+    p.add_argument("--election-tick", type=int, default=10, help="ticks without a leader before campaigning")
+    p.add_argument("--heartbeat-tick", type=int, default=1, help="ticks between leader heartbeats")
+    p.add_argument("--tick-interval-ms", type=int, default=100, help="milliseconds per Raft tick (monotonic clock)")
+    p.add_argument("--pre-vote", action=argparse.BooleanOptionalAction, default=True, help="use PreVote")
+    p.add_argument(
+        "--check-quorum", action=argparse.BooleanOptionalAction, default=True, help="leader steps down without a quorum"
+    )
+    p.add_argument("--read-mode", choices=READ_MODES, default="linearizable", help="how gets are served by default")
+    p.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="enable a seeded bug (repeatable): " + ", ".join(sorted(ALL_BUGS)),
+    )
+    p.add_argument("--events", default=None, help="event log path (default DATA_DIR/events.jsonl)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument(
+        "--snapshot-count", type=int, default=1000, help="applied entries between automatic snapshots"
+    )
+    p.add_argument(
+        "--request-timeout", type=float, default=1.5, help="seconds a client request may wait in the node"
+    )
+    return p
+
+
+def check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--data-dir {path}: cannot create ({e.strerror})") from e
+    if not path.is_dir():
+        raise ConfigError(f"--data-dir {path}: not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"--data-dir {path}: not writable")
+
+
+def config_from_args(ns: argparse.Namespace) -> NodeConfig:
+    raft_id = parse_name(ns.id, "--id")
+    peers = parse_peers(ns.peers)
+    if raft_id not in peers and not ns.join:
+        raise ConfigError(f"--peers: does not list this node {ns.id} (use --join for a new member)")
+    if ns.election_tick <= ns.heartbeat_tick or ns.heartbeat_tick < 1:
+        raise ConfigError("--election-tick must be greater than --heartbeat-tick >= 1")
+    if ns.tick_interval_ms < 1:
+        raise ConfigError("--tick-interval-ms must be >= 1")
+    if ns.snapshot_count < 1:
+        raise ConfigError("--snapshot-count must be >= 1")
+    bugs = Bugs.parse(ns.bug)
+    if ns.read_mode == "lease" and not ns.check_quorum and "lease-without-check-quorum" not in bugs.names:
+        raise ConfigError("--read-mode lease needs --check-quorum")
+    data_dir = Path(ns.data_dir)
+    check_data_dir(data_dir)
+    return NodeConfig(
+        name=ns.id,
+        raft_id=raft_id,
+        data_dir=data_dir,
+        listen=parse_addr(ns.listen, "--listen"),
+        client=parse_addr(ns.client, "--client"),
+        admin=parse_addr(ns.admin, "--admin"),
+        peers=peers,
+        join=ns.join,
+        election_tick=ns.election_tick,
+        heartbeat_tick=ns.heartbeat_tick,
+        tick_interval_ms=ns.tick_interval_ms,
+        pre_vote=ns.pre_vote,
+        check_quorum=ns.check_quorum,
+        read_mode=ns.read_mode,
+        bugs=bugs,
+        events=Path(ns.events) if ns.events else data_dir / "events.jsonl",
+        log_level=ns.log_level,
+        snapshot_count=ns.snapshot_count,
+        request_timeout=ns.request_timeout,
+    )

@@ -1,0 +1,98 @@
+"""Snapshot files: the key-value state at an applied index, as JSON written atomically.
+
+``snap/snap-<index>.json`` holds ``{"index", "term", "voters", "learners", "crc", "data"}``
+where ``data`` is the state machine's own JSON text and ``crc`` its zlib.crc32. A file is
+written to a temporary name, fsynced, renamed, and the directory fsynced, so a crash leaves
+either the old set of snapshots or the new one, never half a file under a final name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodes.wal import fsync_dir
+
+log = logging.getLogger(__name__)
+
+KEEP = 2  # snapshot files kept; older ones are removed after a newer one is durable
+
+
+class SnapshotCorrupt(Exception):
+    """A snapshot file under its final name that does not parse or check out."""
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    index: int
+    term: int
+    voters: tuple[int, ...]
+    learners: tuple[int, ...]
+    data: bytes
+
+
+def _name(index: int) -> str:
+    return f"snap-{index:016d}.json"
+
+
+def list_snapshots(snap_dir: Path) -> list[Path]:
+    files = [p for p in snap_dir.glob("snap-*.json") if p.name[5:-5].isdigit()]
+    return sorted(files, key=lambda p: int(p.name[5:-5]))
+
+
+def save(snap_dir: Path, s: SnapshotFile) -> Path:
+    snap_dir.mkdir(parents=True, exist_ok=True)
+    text = s.data.decode()
+    body = {
+        "index": s.index,
+        "term": s.term,
+        "voters": list(s.voters),
+        "learners": list(s.learners),
+        "crc": zlib.crc32(s.data),
+        "data": text,
+    }
+    final = snap_dir / _name(s.index)
+    tmp = snap_dir / (final.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, json.dumps(body).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fsync_dir(snap_dir)
+    for old in list_snapshots(snap_dir)[:-KEEP]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+def load(path: Path) -> SnapshotFile:
+    try:
+        body = json.loads(path.read_text())
+        data = body["data"].encode()
+        if zlib.crc32(data) != body["crc"]:
+            raise SnapshotCorrupt(f"{path}: checksum mismatch")
+        return SnapshotFile(
+            index=int(body["index"]),
+            term=int(body["term"]),
+            voters=tuple(int(v) for v in body["voters"]),
+            learners=tuple(int(v) for v in body["learners"]),
+            data=data,
+        )
+    except (ValueError, KeyError, TypeError, UnicodeError) as e:
+        raise SnapshotCorrupt(f"{path}: unreadable snapshot ({e})") from e
+
+
+def load_newest(snap_dir: Path) -> SnapshotFile | None:
+    """The newest snapshot, or None; stray temporary files from a crash are removed."""
+    if not snap_dir.exists():
+        return None
+    for tmp in snap_dir.glob("*.tmp"):
+        log.warning("snap: removing unfinished %s", tmp)
+        tmp.unlink(missing_ok=True)
+    files = list_snapshots(snap_dir)
+    return load(files[-1]) if files else None

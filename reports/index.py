@@ -1,0 +1,155 @@
+"""`store/index.html`: every run, newest first, filterable, with per-test trends."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reports.rundata import RunData, read_json, read_yaml
+from reports.summary import RunSummary, summarize
+from reports.svg import esc
+from reports.templating import environment, static
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("test.yaml", "history.jsonl", "results.json")
+_INVOKE = re.compile(rb'"type"\s*:\s*"invoke"')
+_NEMESIS = re.compile(rb'"process"\s*:\s*"nemesis"')
+_TIME = re.compile(rb'"time"\s*:\s*(\d+)')
+TAIL_BYTES = 64 * 1024
+VERDICT_COLOURS = {"valid": "#1a9850", "anomaly": "#d73027", "unknown": "#b8860b"}
+
+
+@dataclass
+class IndexRow:
+    summary: RunSummary
+    href: str  # relative to the store
+    has_report: bool
+    problems: list[str]
+
+
+def _scan_history(path: Path) -> tuple[int, int]:
+    """(client ops invoked, last time in ns) without parsing every line as JSON."""
+    ops = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            if _INVOKE.search(line) and not _NEMESIS.search(line):
+                ops += 1
+    return ops, _last_time(path)
+
+
+def _last_time(path: Path) -> int:
+    """The largest `time` among the history's last lines (the file is appended in time order)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - TAIL_BYTES))
+        tail = fh.read()
+    return max((int(m.group(1)) for m in _TIME.finditer(tail)), default=0)
+
+
+def _ops_from_stats(results: dict[str, Any] | None) -> int | None:
+    """Client ops counted by the stats checker ({f: {ok, fail, info}}), if it ran."""
+    checkers = results.get("checkers") if isinstance(results, dict) else None
+    stats = checkers.get("stats") if isinstance(checkers, dict) else None
+    per_f = stats.get("ops") if isinstance(stats, dict) else None
+    if not isinstance(per_f, dict) or not per_f:
+        return None
+    total = 0
+    for counts in per_f.values():
+        if not isinstance(counts, dict):
+            return None
+        total += sum(v for v in counts.values() if isinstance(v, int))
+    return total
+
+
+def find_runs(store: Path) -> list[Path]:
+    """Run folders `store/<test>/<run>/` holding any recorded file; symlinks (latest) skipped."""
+    runs = []
+    for test_dir in sorted(p for p in store.iterdir() if p.is_dir() and not p.is_symlink()):
+        for run_dir in sorted(p for p in test_dir.iterdir() if p.is_dir() and not p.is_symlink()):
+            if any((run_dir / f).is_file() for f in RUN_FILES):
+                runs.append(run_dir)
+    return runs
+
+
+def _row(store: Path, run_dir: Path) -> IndexRow:
+    run = RunData(run_dir=run_dir)
+    if (run_dir / "test.yaml").is_file():
+        run.test = read_yaml(run_dir / "test.yaml", run.problems)
+    if (run_dir / "results.json").is_file():
+        run.results = read_json(run_dir / "results.json", run.problems)
+    n_ops, last = 0, 0
+    hist = run_dir / "history.jsonl"
+    if hist.is_file():
+        # a soak store holds many large histories: count from stats when the checker did
+        counted = _ops_from_stats(run.results)
+        n_ops, last = (counted, _last_time(hist)) if counted is not None else _scan_history(hist)
+    summary = summarize(run, n_ops=n_ops, duration_ns=last)
+    has_report = (run_dir / "report.html").is_file()
+    rel = run_dir.relative_to(store).as_posix()
+    return IndexRow(summary, f"{rel}/report.html" if has_report else f"{rel}/", has_report, run.problems)
+
+
+def trend_svg(rows: list[IndexRow]) -> str:
+    """Verdict dots (one per run, oldest left) and a throughput line across runs."""
+    w, h, pad = 260, 44, 6
+    n = len(rows)
+    step = (w - 2 * pad) / max(n - 1, 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" class="trend">']
+    tps = [r.summary.throughput for r in rows]
+    known = [t for t in tps if t is not None]
+    if known:
+        top = max(known) or 1.0
+        pts = [f"{pad + i * step:.1f},{h - 14 - (t / top) * (h - 22):.1f}" for i, t in enumerate(tps) if t is not None]
+        parts.append(f'<polyline points="{" ".join(pts)}" fill="none" stroke="#2b8cbe" stroke-width="1.5">'
+                     f"<title>throughput, max {top:.1f} ops/s</title></polyline>")
+    for i, r in enumerate(rows):
+        colour = VERDICT_COLOURS.get(r.summary.overall, "#999")
+        tp = f", {r.summary.throughput:.1f} ops/s" if r.summary.throughput is not None else ""
+        when = r.summary.started.strftime("%Y-%m-%d %H:%M:%S") if r.summary.started else "?"
+        parts.append(f'<circle cx="{pad + i * step:.1f}" cy="{h - 5}" r="4" fill="{colour}">'
+                     f"<title>{esc(when)} seed {esc(r.summary.seed)}: {esc(r.summary.overall)}{esc(tp)}</title></circle>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sort_key(r: IndexRow) -> tuple[float, str]:
+    ts = r.summary.started.timestamp() if isinstance(r.summary.started, datetime) else 0.0
+    return (ts, r.href)
+
+
+def render_index(store_dir: Path) -> Path:
+    """Write store_dir/index.html and return its path."""
+    store = Path(store_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    rows = [_row(store, d) for d in find_runs(store)]
+    rows.sort(key=_sort_key, reverse=True)
+    by_test: dict[str, list[IndexRow]] = defaultdict(list)
+    for r in sorted(rows, key=_sort_key):
+        by_test[r.summary.name].append(r)
+    trends = []
+    for name, runs in sorted(by_test.items()):
+        if len(runs) >= 2:
+            counts = {v: sum(1 for r in runs if r.summary.overall == v) for v in VERDICT_COLOURS}
+            trends.append((name, trend_svg(runs), counts, len(runs)))
+    checker_names = sorted({c for r in rows for c in r.summary.verdicts})
+    html = environment().get_template("index.html.j2").render(
+        rows=rows,
+        trends=trends,
+        tests=sorted(by_test),
+        checker_names=checker_names,
+        css=static("report.css"),
+        js={"errors": static("errors.js"), "index": static("index.js")},
+    )
+    out = store / "index.html"
+    tmp = store / ".index.html.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)
+    log.info("index written: %s (%d runs)", out, len(rows))
+    return out

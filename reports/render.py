@@ -1,0 +1,169 @@
+"""Renders one stored run to a self-contained `report.html` (inline CSS, JS and images)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reports import counterexample, plots, raft
+from reports.ops import Mark, Op, fault_intervals, pair_ops
+from reports.rundata import RunData, load_run
+from reports.summary import parse_start, summarize
+from reports.templating import environment, static
+from reports.timeline import script_json, timeline_data
+
+log = logging.getLogger(__name__)
+
+#: each checker's JSON is shown up to this many characters (the full file is linked)
+MAX_CHECKER_JSON = 40_000
+MAX_TEST_YAML = 20_000
+
+
+class ReportError(Exception):
+    """The report could not be written (e.g. the run folder is not a directory)."""
+
+
+@dataclass
+class PlotImages:
+    latency: str | None
+    throughput: str | None
+    latency_note: str
+    throughput_note: str
+
+
+def _plots(ops: list[Op], faults: list[Any], marks: list[Mark]) -> PlotImages:
+    notes = {"latency": "No completed operations to plot.", "throughput": "No completed operations to plot."}
+    images: dict[str, str | None] = {"latency": None, "throughput": None}
+    for name, fn in (("latency", plots.latency_plot), ("throughput", plots.throughput_plot)):
+        try:
+            images[name] = fn(ops, faults, marks)
+        except (ValueError, TypeError, OverflowError) as exc:
+            # odd recorded data must not cost the reader the rest of the report
+            log.warning("%s plot failed: %s", name, exc)
+            notes[name] = f"The {name} plot failed: {exc}"
+    return PlotImages(images["latency"], images["throughput"], notes["latency"], notes["throughput"])
+
+
+def _checker(run: RunData, name: str) -> dict[str, Any] | None:
+    if run.results is None or not isinstance(run.results.get("checkers"), dict):
+        return None
+    entry = run.results["checkers"].get(name)
+    return entry if isinstance(entry, dict) else None
+
+
+def _anomaly_marks(lin: dict[str, Any] | None) -> list[Mark]:
+    """Where the linearizability anomaly happened: the completion of each op that cannot be
+    placed (the point by which it must have taken effect)."""
+    if lin is None:
+        return []
+    cx = lin["counterexample"]
+    ops = {o.get("id"): o for o in cx.get("ops") or [] if isinstance(o, dict)}
+    marks = []
+    for oid in dict.fromkeys(cx.get("unplaceable") or []):
+        op = ops.get(oid)
+        if op is None:
+            continue
+        t = op.get("complete") if isinstance(op.get("complete"), int) else op.get("invoke")
+        if isinstance(t, int):
+            marks.append(Mark(t, f"✗ op {oid}: {op.get('f')} cannot be linearized"))
+    return marks
+
+
+def _checker_notes(run: RunData) -> dict[str, str]:
+    """One line per checker that is not plainly valid: why (its reason/error/message, or the
+    reasons its partitions gave up)."""
+    if run.results is None or not isinstance(run.results.get("checkers"), dict):
+        return {}
+    notes: dict[str, str] = {}
+    for name, entry in run.results["checkers"].items():
+        if not isinstance(entry, dict) or entry.get("valid") is True:
+            continue
+        text = next((str(entry[k]) for k in ("reason", "error", "message") if entry.get(k)), "")
+        # an anomaly explains itself (counterexample, violations); say why only for unknown
+        if not text and entry.get("valid") is not False and isinstance(entry.get("partitions"), list):
+            reasons = [f"{p.get('key')}: {p['reason']}" for p in entry["partitions"]
+                       if isinstance(p, dict) and p.get("reason")]
+            text = "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "")
+        if text:
+            notes[str(name)] = text if len(text) <= 200 else text[:199] + "…"
+    return notes
+
+
+def _checker_json(run: RunData) -> list[tuple[str, str]]:
+    if run.results is None:
+        return []
+    checkers = run.results.get("checkers")
+    if not isinstance(checkers, dict):
+        return [("results.json", json.dumps(run.results, indent=1)[:MAX_CHECKER_JSON])]
+    out = []
+    for name, entry in checkers.items():
+        body = json.dumps(entry, indent=1, default=str)
+        if len(body) > MAX_CHECKER_JSON:
+            body = body[:MAX_CHECKER_JSON] + f"\n… ({len(body) - MAX_CHECKER_JSON} more characters in results.json)"
+        out.append((str(name), body))
+    return out
+
+
+def render_run(run_dir: Path) -> Path:
+    """Write run_dir/report.html from whatever the run folder holds; return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: not a run folder (no such directory)")
+    run = load_run(run_dir)
+    ops = pair_ops(run.history)
+    faults = fault_intervals(run.history)
+    duration_ns = max([o.complete or o.invoke for o in ops] + [f.end for f in faults] + [0])
+    summ = summarize(run, n_ops=len(ops), duration_ns=duration_ns)
+    concurrency = run.test.get("concurrency")
+
+    lin = _checker(run, "linearizability")
+    cx = None
+    # drawn only for an anomaly: a counterexample beside a valid verdict would mislead
+    if lin is not None and lin.get("valid") is False and isinstance(lin.get("counterexample"), dict):
+        cx = counterexample.build(lin["counterexample"], str(lin.get("model") or "?"))
+
+    marks = _anomaly_marks(lin if cx is not None else None)
+    tl = timeline_data(ops, faults, concurrency if isinstance(concurrency, int) and concurrency > 0 else None, marks)
+
+    start_wall = parse_start(run.test.get("start_time") or run.test.get("started_at") or run.test.get("start_wall"))
+    faults_wall = []
+    if start_wall is not None:
+        base = start_wall.timestamp()
+        faults_wall = [(base + f.start / 1e9, base + f.end / 1e9, f.name) for f in faults]
+    raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall)
+
+    test_yaml = ""
+    if (run_dir / "test.yaml").is_file():
+        test_yaml = (run_dir / "test.yaml").read_text(encoding="utf-8", errors="replace")[:MAX_TEST_YAML]
+    counts = Counter(o.type for o in ops)
+    html = environment().get_template("report.html.j2").render(
+        s=summ,
+        run=run,
+        css=static("report.css"),
+        js={"errors": static("errors.js"), "timeline": static("timeline.js"),
+            "raft": static("raft.js"), "report": static("report.js")},
+        n_ops=len(ops),
+        counts=[f"{counts.get(k, 0)} {k}" for k in ("ok", "fail", "info")],
+        n_faults=len(faults),
+        fault_names=sorted({f.name for f in faults}),
+        timeline_json=script_json(tl),
+        plots=_plots(ops, faults, marks),
+        cx=cx,
+        cx_line=counterexample.describe(cx) if cx else "",
+        raft=raft_tl,
+        faults_aligned=bool(faults_wall),
+        checker_json=_checker_json(run),
+        notes=_checker_notes(run),
+        test_yaml=test_yaml,
+    )
+    out = run_dir / "report.html"
+    tmp = run_dir / ".report.html.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, out)  # a reader never sees a half-written report
+    log.info("report written: %s (%d ops, %.1f MB)", out, len(ops), out.stat().st_size / 1e6)
+    return out

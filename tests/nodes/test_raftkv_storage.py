@@ -1,0 +1,111 @@
+"""Snapshot files, recovery of snapshot + log into MemoryStorage, the state machine, protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nodes import snap
+from nodes.kv import KVStore
+from nodes.protocol import (
+    ProtocolError,
+    Reply,
+    Request,
+    decode_command,
+    encode_command,
+    parse_request,
+)
+from nodes.raft import ConfChange, ConfChangeType, EntryType, codec
+from nodes.recovery import RecoveryError, next_boot, recover
+from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WAL, WalEntry, WalHardState, WalSnapshot
+
+
+def kv_bytes(d: dict[str, object]) -> bytes:
+    kv = KVStore(dict(d))
+    return kv.snapshot()
+
+
+def test_snapshot_plus_log_recovery(tmp_path: Path) -> None:
+    snap.save(tmp_path / "snap", snap.SnapshotFile(10, 2, (1, 2, 3), (), kv_bytes({"a": 1})))
+    w = WAL(tmp_path / "wal")
+    w.open()
+    w.save(WalHardState(2, 1, 8), [WalEntry(2, i, 0, b"x") for i in range(5, 11)])
+    w.save_snapshot(WalSnapshot(10, 2, SNAP_LOCAL))
+    cc = codec.encode_conf_change(ConfChange(ConfChangeType.ADD_LEARNER_NODE, 4))
+    w.save(WalHardState(3, 2, 12), [WalEntry(3, 11, 0, b"y"), WalEntry(3, 12, int(EntryType.CONF_CHANGE), cc)])
+    w.close()
+    d = recover(tmp_path)
+    assert (d.snapshot_index, d.snapshot_term) == (10, 2)
+    assert d.storage.first_index() == 11 and d.storage.last_index() == 12
+    assert d.hard_state.term == 3 and d.hard_state.vote == 2 and d.hard_state.commit == 12
+    assert d.boot_conf.voters == (1, 2, 3) and d.boot_conf.learners == (4,)
+    kv = KVStore()
+    kv.restore(d.kv_data)
+    assert kv.get("a") == 1
+    assert not d.fresh
+
+
+def test_commit_behind_snapshot_is_raised(tmp_path: Path) -> None:
+    # crash after an installed snapshot file + marker, before the hard state naming its commit
+    snap.save(tmp_path / "snap", snap.SnapshotFile(50, 4, (1, 2, 3), (), kv_bytes({})))
+    w = WAL(tmp_path / "wal")
+    w.open()
+    w.save(WalHardState(4, 0, 3), [WalEntry(1, i, 0, b"") for i in range(1, 4)])
+    w.save_snapshot(WalSnapshot(50, 4, SNAP_INSTALL))
+    w.close()
+    d = recover(tmp_path)
+    assert d.hard_state.commit == 50 and d.storage.last_index() == 50
+
+
+def test_missing_snapshot_named_by_wal_refuses(tmp_path: Path) -> None:
+    w = WAL(tmp_path / "wal")
+    w.open()
+    w.save_snapshot(WalSnapshot(7, 1, SNAP_LOCAL))
+    w.close()
+    with pytest.raises(RecoveryError, match="names snapshot 7"):
+        recover(tmp_path)
+
+
+def test_corrupt_snapshot_refuses(tmp_path: Path) -> None:
+    p = snap.save(tmp_path / "snap", snap.SnapshotFile(3, 1, (1,), (), kv_bytes({"k": "v"})))
+    text = p.read_text()
+    assert '\\"v\\"' in text
+    p.write_text(text.replace('\\"v\\"', '\\"w\\"'))
+    with pytest.raises(RecoveryError, match="checksum"):
+        recover(tmp_path)
+
+
+def test_boot_counter(tmp_path: Path) -> None:
+    assert [next_boot(tmp_path) for _ in range(3)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "status", "value", "error"),
+    [
+        ({"op": "put", "key": "k", "value": 5}, "ok", 5, None),
+        ({"op": "cas", "key": "k", "expected": 1, "new": 2}, "ok", 2, None),
+        ({"op": "cas", "key": "k", "expected": 9, "new": 2}, "fail", 1, "cas-mismatch"),
+        ({"op": "cas", "key": "k", "expected": "1", "new": 2}, "fail", 1, "cas-mismatch"),
+        ({"op": "cas", "key": "nope", "expected": None, "new": 3}, "ok", 3, None),
+        ({"op": "delete", "key": "k"}, "ok", None, None),
+    ],
+)
+def test_state_machine(cmd: dict[str, object], status: str, value: object, error: str | None) -> None:
+    kv = KVStore({"k": 1})
+    r = kv.apply(cmd)
+    assert (r.status, r.value, r.error) == (status, value, error)
+
+
+def test_protocol_round_trip_and_errors() -> None:
+    req = parse_request(b'{"op":"cas","key":"k","expected":1,"new":"x","id":7}')
+    assert req == Request("cas", "k", expected=1, new="x", id=7)
+    cmd = decode_command(encode_command("n1.1.5", req))
+    assert cmd == {"rid": "n1.1.5", "op": "cas", "key": "k", "expected": 1, "new": "x"}
+    for bad in (b"nope", b"[]", b'{"op":"zap","key":"k"}', b'{"op":"get","key":3}',
+                b'{"op":"put","key":"k","value":[1]}', b'{"op":"get","key":"k","read":"x"}'):
+        with pytest.raises(ProtocolError):
+            parse_request(bad)
+    assert Reply("fail", 2, "cas-mismatch", "n2", 7).to_line() == (
+        b'{"status":"fail","value":2,"error":"cas-mismatch","leader":"n2","id":7}\n'
+    )
