@@ -25,6 +25,10 @@ DEFAULT_MODELS = {
 }
 
 
+#: Partitions listed by name before the rest are only counted.
+MAX_SHOWN = 10
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="faultline check", description="Check a history file for linearizability."
@@ -46,9 +50,18 @@ def render(result: LinearResult, source: str) -> str:
     verdict = "linearizable" if result.valid is True else "NOT linearizable" if result.valid is False else "unknown"
     lines = [f"{source}: {verdict} (model {result.model}, {len(result.partitions)} partition(s), "
              f"{sum(p.ops for p in result.partitions)} ops, {result.elapsed:.3f}s)"]
-    for p in result.partitions:
-        if p.valid is not True:
-            lines.append(f"  partition {p.key!r}: {p.valid} ({p.ops} ops){' ' + p.reason if p.reason else ''}")
+    failed = [p for p in result.partitions if p.valid is False]
+    unknown = [p for p in result.partitions if p.valid is not True and p.valid is not False]
+    for p in failed[:MAX_SHOWN]:
+        lines.append(f"  partition {p.key!r}: not linearizable ({p.ops} ops)")
+    if len(failed) > MAX_SHOWN:
+        lines.append(f"  ... and {len(failed) - MAX_SHOWN} more partitions not linearizable")
+    reasons: dict[str, list[Any]] = {}
+    for p in unknown:
+        reasons.setdefault(p.reason or "unknown", []).append(p.key)
+    for reason, keys in reasons.items():
+        shown = ", ".join(repr(k) for k in keys[:MAX_SHOWN]) + (", ..." if len(keys) > MAX_SHOWN else "")
+        lines.append(f"  {len(keys)} partition(s) unknown ({reason}): {shown}")
     ce = result.counterexample
     if ce:
         lines.append(f"  counterexample (key {ce['key']!r}): {ce['message']}")

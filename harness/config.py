@@ -279,6 +279,10 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
         cfg["concurrency"] = int(cfg["concurrency"][:-1]) * n
 
 
+#: Keys the runner adds to the saved test.yaml (not config fields; ignored when replaying it).
+RUN_METADATA = frozenset({"versions", "start_time"})
+
+
 def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     """Set `a.b.c` in a nested raw mapping (used for command-line overrides)."""
     parts = dotted.split(".")
@@ -302,6 +306,9 @@ def validate(raw: Any, source: str = "<config>", overrides: Mapping[str, Any] | 
             raise ConfigError(f"{source}: (top level): expected a mapping, got {_describe(merged)}")
         for dotted, value in overrides.items():
             set_path(merged, dotted, value)
+    if isinstance(merged, dict):
+        # A saved test.yaml replays as a config: what the run recorded about itself is not input.
+        merged = {k: v for k, v in merged.items() if k not in RUN_METADATA}
     cfg = _validate(source, SCHEMA, merged, "")
     _combinations(source, cfg)
     if cfg["seed"] is None:

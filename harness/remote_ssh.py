@@ -251,8 +251,10 @@ class SSHRemote:
         # setsid detaches from the SSH session, nohup ignores its hangup; the inner shell
         # writes its own pid, then execs the daemon under that same pid.
         script = (
-            # Refuse to start a second copy while the pid file names a live process.
-            f"p=$(cat {shlex.quote(pidfile)} 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && exit 17; "
+            # Refuse to start a second copy while the pid file names a live process (a killed
+            # daemon not yet reaped by init is a zombie, which kill -0 would still find).
+            f"p=$(cat {shlex.quote(pidfile)} 2>/dev/null) && s=$(cat /proc/$p/stat 2>/dev/null)"
+            f" && case \"${{s##*) }}\" in Z*) ;; *) exit 17;; esac; "
             f"mkdir -p {shlex.quote(str(Path(pidfile).parent))} {shlex.quote(str(Path(logfile).parent))}"
             f" && cd {shlex.quote(cwd or '/')}"
             f" && rm -f {shlex.quote(pidfile)}"

@@ -143,9 +143,11 @@ class Run:
         leftovers.reap_store(Path(test["store"]).resolve())
         run = store.create_run(Path(test["store"]).resolve(), test["name"], int(test["seed"]))
         log.info("run folder %s (seed %d)", run.path, test["seed"])
-        saved = {**test, "versions": versions(test)}
-        (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
         history = HistoryWriter(run.history)
+        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops.
+        start_time = time.time() - history.now() / 1e9
+        saved = {**test, "versions": versions(test), "start_time": round(start_time, 6)}
+        (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
         self.progress.history = history
         failure: str | None = None
         cluster_up = False

@@ -8,6 +8,7 @@ from collections.abc import Generator, Iterable
 from typing import Any
 
 from checkers.linear import zones
+from checkers.linear.frontier import FrontierSearch
 from checkers.linear.model import Model
 from checkers.linear.models import CasRegister
 from checkers.linear.operation import UNKNOWN, Operation
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Explored configurations per partition before giving up ("unknown", never out of memory).
 DEFAULT_MAX_CONFIGS = 2_000_000
+#: Slices (of 1024 steps) the depth-first search runs alone before the breadth-first one joins.
+SECOND_ENGINE_AFTER = 8
 #: Budget of the search that looks for evidence after the zone test refuted a partition.
 EVIDENCE_SECONDS = 2.0
 EVIDENCE_CONFIGS = 200_000
@@ -49,6 +52,7 @@ def check(
     max_configs: int = DEFAULT_MAX_CONFIGS,
     stop_early: bool = True,
     shortcuts: bool = True,
+    engines_both: bool = True,
 ) -> LinearResult:
     """Is `history` linearizable with respect to `model`?
 
@@ -57,6 +61,10 @@ def check(
     first refutation ends the check and the unfinished partitions are reported "unknown".
     With `shortcuts`, read/write registers with distinct written values skip the search
     (the zone test); the search then only runs, briefly, to find evidence for a refutation.
+    Every other partition is searched depth-first (`Search`); one with crashed ops that takes
+    more than a few thousand steps gets the breadth-first `FrontierSearch` racing it in turns
+    (unless `engines_both` is off): the first verdict counts. Each engine has its own
+    `max_configs` budget.
     """
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
@@ -65,7 +73,7 @@ def check(
     if shortcuts:
         parts = [model.simplify(part) for part in parts]
     results: list[PartitionResult | None] = [None] * len(parts)
-    active: list[tuple[int, Generator[None, None, Failure | None]]] = []
+    active: list[tuple[int, list[Generator[None, None, Failure | None]]]] = []
     ce: dict[str, Any] | None = None
     for n, part in enumerate(parts):
         quick = model.refute(part) if shortcuts else None
@@ -83,29 +91,44 @@ def check(
             if not verdict.valid and ce is None:
                 ce = _evidence(model, key, part, verdict, deadline)
             continue
-        search = Search(model, part, deadline=deadline, max_configs=max_configs)
-        active.append((n, search.steps()))
+        engines: list[Generator[None, None, Failure | None]] = [
+            Search(model, part, deadline=deadline, max_configs=max_configs).steps()
+        ]
+        active.append((n, engines))
+    has_info = [any(o.type == "info" for o in part) for part in parts]
+    rounds = 0
     while active and not (stop_early and ce is not None):
-        still: list[tuple[int, Generator[None, None, Failure | None]]] = []
-        for n, gen in active:
+        rounds += 1
+        still: list[tuple[int, list[Generator[None, None, Failure | None]]]] = []
+        for n, engines in active:
             if stop_early and ce is not None:
-                still.append((n, gen))
+                still.append((n, engines))
                 continue
             part, key = parts[n], model.partition_key(parts[n])
-            try:
-                next(gen)
-                still.append((n, gen))
-            except StopIteration as done:
-                failure: Failure | None = done.value
-                results[n] = PartitionResult(key, failure is None, len(part))
-                if failure is not None and ce is None:
-                    ce = counterexample(model, key, part, failure)
-            except SearchLimit as e:
-                log.info("partition %r: gave up (%s)", key, e)
-                results[n] = PartitionResult(key, VERDICT_UNKNOWN, len(part), str(e))
+            if engines_both and rounds == SECOND_ENGINE_AFTER and has_info[n]:
+                # crashed ops and not quick for the depth-first search: race the breadth-first
+                # one against it (it forgets the past at every return, which is what helps)
+                engines.append(
+                    FrontierSearch(model, part, deadline=deadline, max_configs=max_configs).steps()
+                )
+            outcome = _advance(engines)
+            if outcome is None:
+                still.append((n, engines))
+                continue
+            for gen in engines:
+                gen.close()
+            if isinstance(outcome, SearchLimit):
+                log.info("partition %r: gave up (%s)", key, outcome)
+                results[n] = PartitionResult(key, VERDICT_UNKNOWN, len(part), str(outcome))
+                continue
+            failure = outcome if isinstance(outcome, Failure) else None
+            results[n] = PartitionResult(key, failure is None, len(part))
+            if failure is not None and ce is None:
+                ce = counterexample(model, key, part, failure)
         active = still
-    for n, gen in active:
-        gen.close()
+    for n, engines in active:
+        for gen in engines:
+            gen.close()
         results[n] = PartitionResult(
             model.partition_key(parts[n]), VERDICT_UNKNOWN, len(parts[n]),
             "not finished: another partition is already not linearizable",
@@ -135,3 +158,26 @@ def _evidence(
     if failure is not None:
         return counterexample(model, key, part, failure)
     return zone_counterexample(model, key, part, verdict.ops, verdict.message)
+
+
+class _Valid:
+    """Marker: an engine found the partition linearizable."""
+
+
+def _advance(
+    engines: list[Generator[None, None, Failure | None]],
+) -> Failure | _Valid | SearchLimit | None:
+    """One slice of each engine still running. None while no engine has an answer; a
+    SearchLimit once every engine gave up (the first one's reason)."""
+    gave_up: SearchLimit | None = None
+    for gen in list(engines):
+        try:
+            next(gen)
+        except StopIteration as done:
+            return _Valid() if done.value is None else done.value
+        except SearchLimit as e:
+            engines.remove(gen)
+            gave_up = gave_up or e
+    if not engines:
+        return gave_up or SearchLimit("no engine left")
+    return None

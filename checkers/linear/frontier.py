@@ -144,7 +144,12 @@ class FrontierSearch:
                 emit(mask, state, path)
             else:
                 stack.append((mask, state, path))
-        while stack:
+        # configurations that placed one more info op wait for the next layer: the smallest
+        # info sets are explored first, so the larger ones they dominate are pruned
+        later: list[tuple[int, State, Path]] = []
+        while stack or later:
+            if not stack:
+                stack, later = later, []
             self._ticks += 1
             if self._ticks & 1023 == 0:
                 if len(visited) + len(new) > self.max_configs:
@@ -175,14 +180,10 @@ class FrontierSearch:
                 seen.append(im)
             if track is not None:
                 track.append(path)
-            candidates = [s for s in rw_slots if not mask & (1 << s)]
-            for group in groups:
-                for s in group:
-                    if not mask & (1 << s):
-                        candidates.append(s)
-                        break
             depth = (path[3] if path else 0) + 1
-            for s in candidates:
+            for s in rw_slots:
+                if mask & (1 << s):
+                    continue
                 i = op_in_slot[s]
                 for s2 in next_states(i, state):
                     node: Path = (i, s2, path, depth)
@@ -190,6 +191,14 @@ class FrontierSearch:
                         emit(mask | (1 << s), s2, node)
                     else:
                         stack.append((mask | (1 << s), s2, node))
+            for group in groups:
+                for s in group:
+                    if not mask & (1 << s):
+                        i = op_in_slot[s]
+                        for s2 in next_states(i, state):
+                            if s2 != state:  # an info op that changes nothing is never needed
+                                later.append((mask | (1 << s), s2, (i, s2, path, depth)))
+                        break
         return new
 
     def _failure(

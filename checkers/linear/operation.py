@@ -10,17 +10,17 @@ OpType = Literal["ok", "info", "fail"]
 
 
 class _Unknown:
-    """The output of an operation whose completion was not observed (Jepsen's `info`)."""
-
-    _instance: _Unknown | None = None
-
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    """The output of an operation whose completion was not observed (Jepsen's `info`).
+    Compared by identity, so copies are the one instance."""
 
     def __repr__(self) -> str:
         return "UNKNOWN"
+
+    def __copy__(self) -> _Unknown:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Unknown:
+        return self
 
 
 #: Output of an indeterminate operation: any result is possible, including "never happened".

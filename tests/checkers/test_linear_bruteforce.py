@@ -11,7 +11,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.linear import UNKNOWN, Model, Operation, check, make_model
+from checkers.linear import UNKNOWN, Model, Operation, check, make_model, prepare
+from checkers.linear.frontier import FrontierSearch
+from checkers.linear.search import Search
 
 
 def brute_force(model: Model, ops: list[Operation]) -> bool:
@@ -75,3 +77,6 @@ def test_search_matches_brute_force(seed: int, n: int, kind: str) -> None:
     expected = brute_force(model, ops)
     assert check(model, ops).valid is expected
     assert check(model, ops, shortcuts=False).valid is expected
+    kept = prepare(model, ops)
+    assert (Search(model, kept).run() is None) is expected
+    assert (FrontierSearch(model, kept).run() is None) is expected

@@ -79,3 +79,17 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
 def test_shipped_configs_validate(name: str) -> None:
     cfg = config.load(REPO / "configs" / f"{name}.yaml")
     assert cfg["time_limit"] > 0
+
+
+def test_saved_test_yaml_replays_as_a_config(tmp_path: Path) -> None:
+    """The report's reproduce command runs the saved test.yaml: run metadata is not input."""
+    resolved = config.load(None, {"seed": 42})
+    saved = {**resolved, "versions": {"python": "3.11"}, "start_time": 1764165000.5}
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump(saved))
+    replayed = config.load(path)
+    assert replayed == resolved
+    bad = {**saved, "versionz": 1}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(config.ConfigError, match="versionz: unknown field"):
+        config.load(path)
