@@ -42,6 +42,10 @@ class LocalRemote:
         self.host = host
         self._daemons: dict[str, subprocess.Popen[bytes]] = {}
 
+    def _wrap(self, argv: Sequence[str]) -> list[str]:
+        """The argv actually executed (a subclass may run it elsewhere, e.g. in a namespace)."""
+        return list(argv)
+
     def run(
         self,
         argv: Sequence[str],
@@ -56,7 +60,7 @@ class LocalRemote:
         full_env = {**os.environ, **env} if env else None
         try:
             p = subprocess.run(
-                list(argv), input=stdin, capture_output=True, timeout=timeout, env=full_env, check=False
+                self._wrap(argv), input=stdin, capture_output=True, timeout=timeout, env=full_env, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise RemoteError(f"{self.host}: {argv[0]}: {e}") from None
@@ -102,11 +106,12 @@ class LocalRemote:
         if self.is_running(pidfile):
             raise RemoteError(f"{self.host}: daemon of {pidfile} is already running")
         Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+        Path(pidfile).parent.mkdir(parents=True, exist_ok=True)
         full_env = {**os.environ, **(env or {})}
         with open(logfile, "ab") as out:
             try:
                 p = subprocess.Popen(
-                    list(argv),
+                    self._wrap(argv),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
