@@ -22,15 +22,16 @@ from typing import Any
 
 from checkers.linear.model import Model, State
 from checkers.linear.operation import Operation
-from checkers.linear.search import Failure, Linearization, SearchLimit
+from checkers.linear.search import Failure, Linearization, PartitionSearch, SearchLimit
 
 #: A linearization, newest first: (op index, state after it, previous node, length) or None.
 Path = tuple[int, State, Any, int] | None
 Frontier = dict[tuple[int, State], Path]
 
 
-class FrontierSearch:
-    """One partition's check. `steps()` yields now and then and returns None or a Failure."""
+class FrontierSearch(PartitionSearch):
+    """One partition's check, breadth first. `steps()` yields now and then and returns None or
+    a Failure."""
 
     def __init__(
         self,
@@ -39,22 +40,8 @@ class FrontierSearch:
         deadline: float | None = None,
         max_configs: int = 2_000_000,
     ) -> None:
-        self.model = model
-        self.ops = ops
-        self.deadline = deadline
-        self.max_configs = max_configs
-        self.read_only = [model.read_only(o.input, o.output) for o in ops]
-        self.trans: dict[tuple[int, State], tuple[State, ...]] = {}
+        super().__init__(model, ops, deadline, max_configs)
         self._ticks = 0
-
-    def next_states(self, op: int, state: State) -> tuple[State, ...]:
-        key = (op, state)
-        got = self.trans.get(key)
-        if got is None:
-            o = self.ops[op]
-            got = tuple(self.model.step_all(state, o.input, o.output))
-            self.trans[key] = got
-        return got
 
     def run(self) -> Failure | None:
         steps = self.steps()

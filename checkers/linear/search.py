@@ -106,8 +106,8 @@ class _Tables:
                 prv[q] = x
 
 
-class Search:
-    """One partition's check. `run()` returns None (linearizable) or a Failure."""
+class PartitionSearch:
+    """What both search engines share: one partition's ops, limits, and memoised transitions."""
 
     def __init__(
         self,
@@ -122,7 +122,6 @@ class Search:
         self.max_configs = max_configs
         self.read_only = [model.read_only(o.input, o.output) for o in ops]
         self.trans: dict[tuple[int, State], tuple[State, ...]] = {}
-        self.best: list[tuple[_Node, int, list[int], int]] = []
 
     def next_states(self, op: int, state: State) -> tuple[State, ...]:
         key = (op, state)
@@ -132,6 +131,20 @@ class Search:
             got = tuple(self.model.step_all(state, o.input, o.output))
             self.trans[key] = got
         return got
+
+
+class Search(PartitionSearch):
+    """One partition's check, depth first. `run()` returns None (linearizable) or a Failure."""
+
+    def __init__(
+        self,
+        model: Model,
+        ops: list[Operation],
+        deadline: float | None = None,
+        max_configs: int = 2_000_000,
+    ) -> None:
+        super().__init__(model, ops, deadline, max_configs)
+        self.best: list[tuple[_Node, int, list[int], int]] = []
 
     def _info_siblings(self) -> list[int]:
         """For each info op, the previous info op with the same call (or -1)."""
