@@ -71,6 +71,24 @@ def check_safety(run_dir: Path) -> CheckResult:
     return result
 
 
+def check_etcd_safety(run_dir: Path) -> CheckResult:
+    """Raft safety of an etcd run, from the role and boot lines of the collected etcd logs."""
+    try:
+        safety = importlib.import_module("checkers.safety")
+        etcd_log = importlib.import_module("checkers.safety.etcd_log")
+    except ImportError as e:
+        return _unknown("raft-safety", f"checkers.safety unavailable: {e}")
+    logs = {p.parent.name: p for p in sorted((run_dir / "nodes").glob("*/etcd.log"))}
+    if not logs:
+        return _unknown("raft-safety", f"{run_dir / 'nodes'}: no */etcd.log collected")
+    try:
+        result: CheckResult = safety.check(etcd_log.read_etcd_logs(logs))
+    except etcd_log.EtcdLogError as e:
+        return _unknown("raft-safety", str(e))
+    result.name = "raft-safety"
+    return result
+
+
 def check_stats(history: list[dict[str, Any]]) -> CheckResult | None:
     try:
         stats = importlib.import_module("checkers.stats")
@@ -123,7 +141,8 @@ def analyze(run_dir: Path, write_edn: bool = True) -> dict[str, Any]:
     results: list[CheckResult] = []
     for name, fn in (
         ("linearizability", lambda: check_linearizability(test, history)),
-        ("raft-safety", lambda: check_safety(run_dir) if test.get("db") == "raftkv" else None),
+        ("raft-safety", lambda: check_safety(run_dir) if test.get("db") == "raftkv"
+         else check_etcd_safety(run_dir) if test.get("db") == "etcd" else None),
         ("stats", lambda: check_stats(history)),
     ):
         try:

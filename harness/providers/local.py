@@ -105,11 +105,19 @@ def probe_libfaketime(lib: str, work_dir: Path, env: dict[str, str] | None = Non
     return None
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` distinct ports free on `host` now. All are held open until all are chosen: one
+    at a time, the kernel may hand the same just-released port out twice."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class LocalProvider:
@@ -138,12 +146,13 @@ class LocalProvider:
         (self.work_dir / CONTROLLER_PID).write_text(controller_marker())
         self.nodes = list(nodes)
         self.hub = ProxyHub(self.host)
+        ports = iter(free_ports(self.host, 3 * len(self.nodes)))
         for n in self.nodes:
             self.node_dir(n).mkdir(parents=True, exist_ok=True)
             self._addrs[n] = NodeAddresses(
-                peer_listen=(self.host, free_port(self.host)),
-                client=(self.host, free_port(self.host)),
-                admin=(self.host, free_port(self.host)),
+                peer_listen=(self.host, next(ports)),
+                client=(self.host, next(ports)),
+                admin=(self.host, next(ports)),
             )
             self._remotes[n] = LocalRemote(n)
         for src in self.nodes:

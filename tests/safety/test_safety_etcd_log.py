@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from conftest import require_binary
 
 from checkers.safety import check
 from checkers.safety.etcd_log import read_etcd_logs
+from harness.providers.local import free_ports
 
 A, B, C = "d8812d7cd4d463e", "9e8217a12029fcba", "3eb5319275c205c9"
 
@@ -169,24 +169,20 @@ def test_unknown_member_ids_and_torn_lines_are_skipped(tmp_path: Path) -> None:
     assert [(e["role"], e["term"]) for e in events["e9"]] == [("leader", 3)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def etcd_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Three real etcd members on loopback, stopped by pid at the end."""
     require_binary("etcd")
     names = ["e1", "e2", "e3"]
-    peer = {n: _free_port() for n in names}
+    # Chosen together so that no two are the same (one at a time, a port can come back).
+    ports = iter(free_ports("127.0.0.1", 2 * len(names)))
+    peer = {n: next(ports) for n in names}
     initial = ",".join(f"{n}=http://127.0.0.1:{peer[n]}" for n in names)
     procs: list[subprocess.Popen[bytes]] = []
     logs: dict[str, Path] = {}
     try:
         for n in names:
-            client = _free_port()
+            client = next(ports)
             logs[n] = tmp_path / f"{n}.log"
             with logs[n].open("wb") as out:
                 procs.append(subprocess.Popen(
