@@ -7,6 +7,7 @@ acknowledged write (raftkv: the WAL's counter in /status; etcd: its
 etcd_disk_wal_fsync_duration_seconds_count metric), summed over the three nodes.
 
     .venv/bin/python bench/raftkv_bench.py [--seconds 5] [--clients 1,4,16,64] [--no-etcd]
+                                           [--fsync-probe]
 
 Prints a Markdown table (for docs/benchmarks.md). Every process started is killed at exit.
 """
@@ -17,6 +18,7 @@ import argparse
 import base64
 import http.client
 import json
+import os
 import random
 import re
 import shutil
@@ -127,7 +129,8 @@ def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str,
     out = []
     try:
         c.start_all()
-        c.wait_leader()
+        # 1-client cells talk to n1 only: whether n1 leads (no forwarding) shifts them a lot
+        print(f"raftkv leader at start: {c.wait_leader()}", file=sys.stderr, flush=True)
         names = c.initial
 
         def make_op(i: int) -> tuple[Op, Callable[[], None]]:
@@ -255,11 +258,59 @@ def bench_etcd(root: Path, seconds: float, levels: list[int], mixes: dict[str, f
     return out
 
 
+# ---- disk ----
+
+def _pct(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"p50 {xs[len(xs) // 2] * 1e3:.2f} ms, p99 {xs[int(len(xs) * 0.99)] * 1e3:.2f} ms"
+
+
+def fsync_probe(root: Path, rounds: int = 300) -> str:
+    """Can two fsyncs of different files on this disk overlap? (Three local nodes share it.)
+
+    Times a 200-byte append + fsync alone, two in sequence, and two from two threads at once;
+    if "at once" is no faster than "in sequence", a leader fsyncing in parallel with its
+    followers cannot gain here.
+    """
+    paths = [root / "fsync-a", root / "fsync-b"]
+    fds = [os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for p in paths]
+    buf = b"x" * 200
+
+    def one(fd: int) -> None:
+        os.write(fd, buf)
+        os.fsync(fd)
+
+    single: list[float] = []
+    seq: list[float] = []
+    both: list[float] = []
+    try:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            one(fds[0])
+            single.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            one(fds[0])
+            one(fds[1])
+            seq.append(time.perf_counter() - t)
+            th = threading.Thread(target=one, args=(fds[1],))
+            t = time.perf_counter()
+            th.start()
+            one(fds[0])
+            th.join()
+            both.append(time.perf_counter() - t)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return f"fsync one: {_pct(single)}; two in sequence: {_pct(seq)}; two at once: {_pct(both)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", default="1,4,16,64")
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--fsync-probe", action="store_true",
+                   help="first time fsyncs alone / in sequence / at once (on stderr)")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.clients.split(",")]
     mixes = {"write-heavy": 0.9, "read-heavy": 0.1}
@@ -267,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| system | mix | clients | ops/s | p50 ms | p99 ms | fsyncs/write | errors |")
     print("|---|---|---|---|---|---|---|---|")
     try:
+        if args.fsync_probe:
+            print(fsync_probe(root), file=sys.stderr, flush=True)
         bench_raftkv(root, args.seconds, levels, mixes)
         if not args.no_etcd:
             if Path(ETCD).exists():

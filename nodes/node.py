@@ -3,7 +3,8 @@
 Other threads (peer readers, client and admin handlers) only put items on the inbox. Each
 iteration drains the whole inbox into the RawNode (so many proposals share one fsync: group
 commit), ticks on the monotonic clock, then handles Ready in etcd's order: persist snapshot,
-entries and hard state, fsync if must_sync, send messages, apply committed entries, advance.
+entries and hard state, fsync if must_sync, send messages, apply committed entries, advance
+-- except that a leader's appends are sent before its fsync (nodes/early_send.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodes import snap
+from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
@@ -32,6 +34,7 @@ from nodes.raft import (
     Entry,
     EntryType,
     HardState,
+    Message,
     MessageType,
     ProposalDropped,
     RaftError,
@@ -334,6 +337,8 @@ class Node:
         if not rd.snapshot.is_empty():
             self._install_snapshot(rd)
         hs = rd.hard_state
+        # the leader's appends go out while its own write is fsynced (see nodes/early_send.py)
+        early, late = split_messages(rd, self.role, self.rn.prev_hard_state)
         if self.cfg.bugs.vote_not_durable and not hs.is_empty():
             # BUG vote-not-durable: the vote never reaches the disk and is not waited for
             self.wal.save(HardState(hs.term, 0, hs.commit), rd.entries)
@@ -341,6 +346,7 @@ class Node:
         else:
             self.wal.save(None if hs.is_empty() else hs, rd.entries)
             must_sync = rd.must_sync
+        self._send(early)
         if must_sync:
             self.wal.sync()
             self._synced = True
@@ -353,10 +359,7 @@ class Node:
         self._durable_events(hs, role_changed or rd.soft_state is not None)
         if self._synced:
             self._commit_event()
-        for m in rd.messages:
-            if m.to == self.cfg.raft_id:
-                continue
-            self.transport.send(m.to, codec.encode_message(m), snapshot=m.type == MessageType.SNAP)
+        self._send(late)
         for rs in rd.read_states:
             self.pending.read_state(rs.request_ctx, rs.index)
         if rd.committed_entries:
@@ -364,6 +367,12 @@ class Node:
         self.rn.advance(rd)
         if self.applied - self.snapshot_index >= self.cfg.snapshot_count:
             self.compact(keep=AUTO_COMPACT_KEEP)
+
+    def _send(self, msgs: list[Message]) -> None:
+        for m in msgs:
+            if m.to == self.cfg.raft_id:
+                continue
+            self.transport.send(m.to, codec.encode_message(m), snapshot=m.type == MessageType.SNAP)
 
     def _durable_events(self, hs: HardState, soft_changed: bool) -> None:
         term_changed = not hs.is_empty() and hs.term != self.term
