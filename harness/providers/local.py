@@ -8,13 +8,15 @@ programs here (probed once at setup).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +107,48 @@ def probe_libfaketime(lib: str, work_dir: Path, env: dict[str, str] | None = Non
     return None
 
 
-def free_ports(host: str, count: int) -> list[int]:
-    """`count` distinct ports free on `host` now. All are held open until all are chosen: one
-    at a time, the kernel may hand the same just-released port out twice."""
+@contextlib.contextmanager
+def reserved_ports(host: str, count: int) -> Iterator[list[int]]:
+    """`count` distinct ports free on `host`, held bound until the block ends: anything else
+    that binds an ephemeral port meanwhile (the proxies) cannot be handed one of them, and
+    one at a time the kernel may hand the same just-released port out twice."""
+    # Taken below the kernel's ephemeral range: an ephemeral port, once released, can become
+    # the source port of any outgoing connection before the node binds it.
+    low, high = _static_port_range()
+    rng = random.Random()
     socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(50 * count):
+            if len(socks) == count:
+                break
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind((host, rng.randint(low, high)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-            s.bind((host, 0))
-        return [int(s.getsockname()[1]) for s in socks]
+        if len(socks) < count:
+            raise HarnessError(f"local provider: no {count} free ports on {host} in {low}-{high}")
+        yield [int(s.getsockname()[1]) for s in socks]
     finally:
         for s in socks:
             s.close()
+
+
+def _static_port_range() -> tuple[int, int]:
+    """Ports the kernel never hands out by itself: from 10000 to just below its ephemeral range."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    return 10000, max(10000 + 1000, ephemeral_low - 1)
+
+
+def free_ports(host: str, count: int) -> list[int]:
+    """`count` distinct ports free on `host` now (released at once)."""
+    with reserved_ports(host, count) as ports:
+        return ports
 
 
 class LocalProvider:
@@ -146,19 +177,21 @@ class LocalProvider:
         (self.work_dir / CONTROLLER_PID).write_text(controller_marker())
         self.nodes = list(nodes)
         self.hub = ProxyHub(self.host)
-        ports = iter(free_ports(self.host, 3 * len(self.nodes)))
-        for n in self.nodes:
-            self.node_dir(n).mkdir(parents=True, exist_ok=True)
-            self._addrs[n] = NodeAddresses(
-                peer_listen=(self.host, next(ports)),
-                client=(self.host, next(ports)),
-                admin=(self.host, next(ports)),
-            )
-            self._remotes[n] = LocalRemote(n)
-        for src in self.nodes:
-            for dst in self.nodes:
-                if src != dst:
-                    self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
+        with reserved_ports(self.host, 3 * len(self.nodes)) as reserved:
+            ports = iter(reserved)
+            for n in self.nodes:
+                self.node_dir(n).mkdir(parents=True, exist_ok=True)
+                self._addrs[n] = NodeAddresses(
+                    peer_listen=(self.host, next(ports)),
+                    client=(self.host, next(ports)),
+                    admin=(self.host, next(ports)),
+                )
+                self._remotes[n] = LocalRemote(n)
+            # The proxies bind their ports while the nodes' are still held.
+            for src in self.nodes:
+                for dst in self.nodes:
+                    if src != dst:
+                        self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
         self._setup_clock()
         return dict(self._remotes)
 

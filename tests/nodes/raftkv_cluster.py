@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.providers import local as local_provider
 from nodes.admin_client import AdminClient, AdminError
 from nodes.client import KVClient
 
@@ -23,17 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (bound together so they cannot repeat)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct free TCP ports on 127.0.0.1, outside the kernel's ephemeral range (the
+    harness's own choice, so a node's port is not taken as a connection's source port)."""
+    return local_provider.free_ports("127.0.0.1", n)
 
 
 @dataclass
