@@ -119,6 +119,43 @@ def trend_svg(rows: list[IndexRow]) -> str:
     return "".join(parts)
 
 
+@dataclass
+class SoakRow:
+    """One soak of the store (`soak/<stamp>-<master seed>/soak-summary.json`)."""
+
+    href: str  # its soak.html (or the summary), relative to the store
+    master_seed: Any
+    started: str
+    totals: dict[str, Any]
+    exit_code: Any
+
+
+def find_soaks(store: Path) -> list[SoakRow]:
+    """The store's soaks, newest first; an unreadable summary is skipped with a warning."""
+    rows = []
+    for summary in sorted(store.glob("soak/*/soak-summary.json"), reverse=True):
+        problems: list[str] = []
+        try:
+            data = read_json(summary, problems)
+        except OSError as e:
+            problems.append(str(e))
+            data = None
+        if data is None:
+            log.warning("%s: left out of the index: %s", summary, "; ".join(problems))
+            continue
+        page = summary.parent / "soak.html"
+        started = data.get("started")
+        rows.append(SoakRow(
+            href=(page if page.exists() else summary).relative_to(store).as_posix(),
+            master_seed=data.get("master_seed"),
+            started=(datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
+                     if isinstance(started, int | float) else "?"),
+            totals=data.get("totals") if isinstance(data.get("totals"), dict) else {},
+            exit_code=data.get("exit_code"),
+        ))
+    return rows
+
+
 def _sort_key(r: IndexRow) -> tuple[float, str]:
     ts = r.summary.started.timestamp() if isinstance(r.summary.started, datetime) else 0.0
     return (ts, r.href)
@@ -142,6 +179,7 @@ def render_index(store_dir: Path) -> Path:
     html = environment().get_template("index.html.j2").render(
         rows=rows,
         trends=trends,
+        soaks=find_soaks(store),
         tests=sorted(by_test),
         checker_names=checker_names,
         css=static("report.css"),

@@ -225,3 +225,24 @@ def test_index_takes_op_counts_from_stats_and_skips_latest_symlink(tmp_path: Pat
     assert rows == ["unknown", "anomaly", "valid"]  # newest first, latest not counted twice
     assert re.findall(r"<td>1\.5 s</td>\s*<td>(\d+)</td>", html) == ["8", "7", "6"]
     assert html.count("<circle") == 3 and "<polyline" in html
+
+
+def test_index_lists_soaks_with_their_totals(tmp_path: Path) -> None:
+    from reports import render_index
+
+    soak = tmp_path / "soak" / "20261126T010000-77"
+    soak.mkdir(parents=True)
+    totals = {"runs": 3, "valid": 1, "anomalies": 2, "unknown": 0, "infra": 0, "retried": 0}
+    (soak / "soak-summary.json").write_text(json.dumps(
+        {"version": 1, "master_seed": 77, "started": 1764118800.0, "totals": totals, "exit_code": 1}))
+    (soak / "soak.html").write_text("<html></html>")
+    broken = tmp_path / "soak" / "20261126T020000-78"
+    broken.mkdir()
+    (broken / "soak-summary.json").write_text("{torn")
+    html = render_index(tmp_path).read_text()
+    assert "<h2>Soaks</h2>" in html
+    row = re.search(r"<tr><td>[^<]*</td><td>77</td>(.*?)</tr>", html)
+    assert row is not None
+    assert re.findall(r"<td>([^<]*)</td>", row.group(1))[:6] == ["3", "1", "2", "0", "0", "1"]
+    assert 'href="soak/20261126T010000-77/soak.html"' in row.group(1)
+    assert "<td>78</td>" not in html  # an unreadable summary is left out, not fatal
