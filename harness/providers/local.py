@@ -9,6 +9,7 @@ programs here (probed once at setup).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -124,9 +125,11 @@ def reserved_ports(host: str, count: int) -> Iterator[list[int]]:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 s.bind((host, rng.randint(low, high)))
-            except OSError:
+            except OSError as e:
                 s.close()
-                continue
+                if e.errno == errno.EADDRINUSE:
+                    continue
+                raise HarnessError(f"local provider: cannot bind {host}: {e.strerror}") from None
             socks.append(s)
         if len(socks) < count:
             raise HarnessError(f"local provider: no {count} free ports on {host} in {low}-{high}")
