@@ -24,7 +24,7 @@ class ConfigError(HarnessError):
     """A config file or flag is invalid; the message is one line naming file and field."""
 
 
-FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership")
+FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership", "stale-transfer")
 PARTITION_KINDS = ("halves", "one", "leader", "ring", "bridge")
 KILL_KINDS = ("one", "leader", "minority", "all")
 PAUSE_KINDS = ("one", "leader", "minority")
@@ -258,6 +258,11 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
         raise ConfigError(f"{source}: nemesis.faults: partition needs at least 2 nodes, got {n}")
     if "membership" in faults and n < 3:
         raise ConfigError(f"{source}: nemesis.faults: membership needs at least 3 nodes, got {n}")
+    if "stale-transfer" in faults and (n < 3 or cfg["db"] != "raftkv" or cfg["provider"] != "local"):
+        raise ConfigError(
+            f"{source}: nemesis.faults: stale-transfer needs raftkv on the local provider (its proxies hold "
+            f"messages) and at least 3 nodes, got {cfg['db']} on {cfg['provider']} with {n}"
+        )
     if "clock" in faults and cfg["db"] == "etcd" and cfg["provider"] in SHARED_KERNEL:
         raise ConfigError(
             f"{source}: nemesis.faults: clock faults cannot be made real for etcd on the "

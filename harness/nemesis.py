@@ -18,11 +18,15 @@ from typing import Any
 from harness import grudges
 from harness.generator import FaultEvent
 from harness.history import HistoryWriter
+from harness.msgfilter import hold
 from harness.protocols import DB, HarnessError, Provider
+from harness.proxy import ProxyHub
 
 log = logging.getLogger(__name__)
 
 STROBE_PERIOD = 0.25  # seconds between clock flips while strobing
+STALE_STEP_TIMEOUT = 5.0  # bound on each wait of the stale-transfer scenario
+STALE_POLL = 0.1
 
 
 class Nemesis:
@@ -85,7 +89,7 @@ class Nemesis:
             self.active = ev
             self.count += 1
             try:
-                value = getattr(self, f"_start_{ev.fault}")(ev, rng)
+                value = getattr(self, f"_start_{ev.fault.replace('-', '_')}")(ev, rng)
                 self._record(f"start-{ev.fault}", value)
                 log.info("nemesis: start %s: %s", ev.describe(), value)
             except (HarnessError, OSError) as e:
@@ -98,7 +102,7 @@ class Nemesis:
             if ev is None:
                 return
             try:
-                value = getattr(self, f"_stop_{ev.fault}")(ev)
+                value = getattr(self, f"_stop_{ev.fault.replace('-', '_')}")(ev)
                 if value is not None:
                     self._record(f"stop-{ev.fault}", value)
                     log.info("nemesis: stop %s: %s", ev.describe(), value)
@@ -257,6 +261,90 @@ class Nemesis:
             self.killed.discard(n)
             added.append(n)
         return {"op": "add", "nodes": added, "wiped": True}
+
+    # stale transfer: a TimeoutNow held in the network across its target's removal
+
+    def _hub(self) -> ProxyHub:
+        hub = getattr(self.provider, "hub", None)
+        if not isinstance(hub, ProxyHub):
+            raise HarnessError(f"stale-transfer needs the local provider's proxies, not {self.provider.name}")
+        return hub
+
+    def _poll(self, cond: Any) -> bool:
+        """Poll `cond()` every STALE_POLL seconds for at most STALE_STEP_TIMEOUT seconds."""
+        deadline = time.monotonic() + STALE_STEP_TIMEOUT
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            time.sleep(STALE_POLL)
+        return bool(cond())
+
+    def _start_stale_transfer(self, ev: FaultEvent, rng: random.Random) -> dict[str, Any]:
+        """Hold TimeoutNow on the link leader -> target, ask for the transfer, wait until the
+        leader abandons it (it refuses the removal while the transfer is in progress), remove
+        the target, restart it (raftkv kills removed members) and release the TimeoutNow: a
+        correct node ignores it unless it still counts itself a voter."""
+        hub = self._hub()
+        lead = self.db.leader()
+        if lead is None:
+            raise HarnessError("no leader to transfer from")
+        candidates = [n for n in self._members() if n != lead and n not in self.killed and n not in self.paused]
+        if len(self._members()) < 3 or not candidates:
+            raise HarnessError("stale-transfer needs 3 members and a live follower")
+        to = rng.choice(candidates)
+        value: dict[str, Any] = {"from": lead, "to": to}
+        hub.set_rule(lead, to, hold("TIMEOUT_NOW"))
+        try:
+            try:
+                self.db.transfer_leader(to)
+            except HarnessError as e:  # expected: the transfer cannot finish while TimeoutNow is held
+                value["transfer"] = str(e)
+            value["held"] = self._poll(lambda: hub.held_frames(lead, to) > 0) and hub.held_frames(lead, to)
+            if not value["held"]:
+                raise HarnessError(f"{lead} sent no TimeoutNow to {to} within {STALE_STEP_TIMEOUT} s")
+            errors: list[str] = []
+
+            def remove() -> bool:
+                try:
+                    self.db.remove_member(to)
+                    return True
+                except HarnessError as e:  # refused while the transfer is still in progress
+                    errors.append(str(e))
+                    return False
+
+            if not self._poll(remove):
+                raise HarnessError(f"removal of {to} refused for {STALE_STEP_TIMEOUT} s: {errors[-1]}")
+            self.removed.add(to)
+            self._undo["nodes"] = [to]
+            self.db.start(to)  # the removed member must be alive to receive the stale TimeoutNow
+            value["removed"] = True
+        finally:
+            # released at once: every entry appended from here on makes the others' logs longer
+            # than the removed node's, and its votes are then rightly refused
+            value["released"] = hub.held_frames(lead, to)
+            hub.set_rule(lead, to, None)
+        # recorded for the reader: a target that never learnt its removal may campaign even when
+        # correct (it still counts itself a voter); the checker judges by the node's own view
+        status = getattr(self.db, "status", None)
+        if callable(status):
+            value["knows_removed"] = self._poll(lambda: to not in ((status(to) or {}).get("voters") or [to]))
+        return value
+
+    def _stop_stale_transfer(self, ev: FaultEvent) -> dict[str, Any]:
+        """Add the removed node back, waiting out the elections its campaign may have caused."""
+        errors: list[str] = []
+
+        def add_back() -> bool:
+            try:
+                self._stop_membership(ev)
+                return True
+            except HarnessError as e:
+                errors.append(str(e))
+                return False
+
+        if not self._poll(add_back):
+            raise HarnessError(f"adding back {self._undo.get('nodes')} failed for {STALE_STEP_TIMEOUT} s: {errors[-1]}")
+        return {"op": "add", "nodes": list(self._undo.get("nodes", [])), "wiped": True}
 
     # ---- final heal ----
 

@@ -8,6 +8,14 @@ that lived through the cut (their byte streams have holes) so the nodes reconnec
 
 All sockets are served by one selector thread; control calls are queued to that thread and
 wait until applied, so `cut` returns only once the link is really dead.
+
+A link may also carry a message rule (`set_rule`, see harness.msgfilter): its bytes are then
+split into transport frames, and frames of the rule's Raft message types are dropped or held.
+A held frame stalls its connection: it and every later byte of that connection are kept, in
+order, and the connection is reset, so the sender reconnects and its later messages go through
+on the new one (TCP orders one connection, not two). The held frames are delivered, in order,
+on a fresh connection to dst at their release time (or when the rule is cleared): to the
+receiver they are messages that spent that long in the network.
 """
 
 from __future__ import annotations
@@ -17,13 +25,19 @@ import queue
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from harness.msgfilter import Action, FrameError, FrameSplitter, MessageRule
 
 log = logging.getLogger(__name__)
 
 BUF_LIMIT = 1 << 20  # stop reading a side while the other side has this much unsent
 CHUNK = 65536
+LATE_CONNECT_TIMEOUT = 1.0  # one connection attempt to deliver held frames
+LATE_DELIVERY_WINDOW = 3.0  # held frames for a dst that does not listen are lost after this
+LATE_RETRY = 0.05
 
 
 @dataclass(eq=False)
@@ -37,6 +51,16 @@ class _Conn:
     to_down: bytearray = field(default_factory=bytearray)
     connected: bool = False
     tainted: bool = False  # lived through a cut
+    splitter: FrameSplitter | None = None  # set while its link has a message rule
+
+
+@dataclass(eq=False)
+class _Held:
+    """Frames stalled on the network until `release_at` (monotonic; None = until released)."""
+
+    data: bytearray
+    release_at: float | None
+    frames: int = 0
 
 
 @dataclass(eq=False)
@@ -49,6 +73,11 @@ class _Link:
     conns: set[_Conn] = field(default_factory=set)
     bytes_forwarded: int = 0
     bytes_dropped: int = 0
+    rule: MessageRule | None = None
+    held: list[_Held] = field(default_factory=list)
+    msgs_dropped: int = 0
+    msgs_held: int = 0
+    msgs_released: int = 0
 
 
 class ProxyHub:
@@ -120,12 +149,59 @@ class ProxyHub:
 
         self._call(apply)
 
+    def set_rule(self, src: str, dst: str, rule: MessageRule | None) -> None:
+        """Filter src -> dst by `rule` (None = forward everything again and release what is
+        held). Connections open when a rule is set are reset, so that splitting into frames
+        starts at a frame boundary; the sender reconnects (Raft retransmits what was lost)."""
+        link = self._links.get((src, dst))
+        if link is None:
+            raise KeyError(f"no proxy for link {src}->{dst}")
+
+        def apply() -> None:
+            had = link.rule
+            link.rule = rule
+            if rule is not None and had is None:
+                for c in list(link.conns):
+                    self._close(c)
+            elif rule is None:
+                for c in link.conns:
+                    if c.splitter is not None:
+                        c.to_up += c.splitter.buf  # a partial frame: let it complete unfiltered
+                        c.splitter = None
+                        self._interest(c)
+                self._release(link, everything=True)
+
+        self._call(apply)
+
+    def release(self, src: str, dst: str) -> int:
+        """Deliver now whatever src -> dst holds; returns the number of frames released."""
+        link = self._links.get((src, dst))
+        if link is None:
+            raise KeyError(f"no proxy for link {src}->{dst}")
+        released: list[int] = []
+
+        def apply() -> None:
+            released.append(self._release(link, everything=True))
+
+        self._call(apply)
+        return released[0]
+
+    def held_frames(self, src: str, dst: str) -> int:
+        return sum(h.frames for h in self._links[(src, dst)].held)
+
     def cut_links(self) -> set[tuple[str, str]]:
         return {k for k, link in self._links.items() if link.cut}
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {
-            f"{s}->{d}": {"conns": len(link.conns), "forwarded": link.bytes_forwarded, "dropped": link.bytes_dropped}
+            f"{s}->{d}": {
+                "conns": len(link.conns),
+                "forwarded": link.bytes_forwarded,
+                "dropped": link.bytes_dropped,
+                "msgs_dropped": link.msgs_dropped,
+                "msgs_held": link.msgs_held,
+                "msgs_released": link.msgs_released,
+            }
             for (s, d), link in self._links.items()
         }
 
@@ -153,7 +229,7 @@ class ProxyHub:
 
     def _loop(self) -> None:
         while not self._stop:
-            for key, mask in self._sel.select(timeout=1.0):
+            for key, mask in self._sel.select(timeout=self._select_timeout()):
                 kind, obj = key.data
                 try:
                     if kind == "wake":
@@ -166,6 +242,84 @@ class ProxyHub:
                     log.exception("proxy: error on %s", kind)
                 if self._stop:
                     break
+            if not self._stop:
+                self._release_due()
+
+    def _select_timeout(self) -> float:
+        due = [h.release_at for link in self._links.values() for h in link.held if h.release_at is not None]
+        return 1.0 if not due else max(0.0, min(1.0, min(due) - time.monotonic()))
+
+    def _release_due(self) -> None:
+        for link in self._links.values():
+            if link.held:
+                self._release(link, everything=False)
+
+    def _release(self, link: _Link, everything: bool) -> int:
+        """Deliver held frames whose time has come (all of them if `everything`), oldest first;
+        a stall not yet due keeps back the ones after it, so the link's order is kept."""
+        now = time.monotonic()
+        data = bytearray()
+        frames = 0
+        while link.held:
+            h = link.held[0]
+            if not everything and (h.release_at is None or h.release_at > now):
+                break
+            link.held.pop(0)
+            data += h.data
+            frames += h.frames
+        if data and link.cut:
+            link.bytes_dropped += len(data)  # released into a cut link: lost like the rest
+        elif data:
+            link.msgs_released += frames
+            threading.Thread(
+                target=_deliver_late, args=(link.src, link.dst, link.target, bytes(data)), name="proxy-late", daemon=True
+            ).start()
+        return frames
+
+    def _filter(self, c: _Conn, data: bytes) -> None:
+        """Split `data` from src into frames and apply the link's rule to each."""
+        link = c.link
+        assert c.splitter is not None and link.rule is not None
+        try:
+            frames = c.splitter.feed(data)
+        except FrameError as e:
+            log.warning("proxy %s->%s: %s; resetting the connection", link.src, link.dst, e)
+            self._close(c)
+            return
+        stall: _Held | None = None
+        for f in frames:
+            if stall is not None:  # everything after a held frame stays behind it
+                stall.data += f
+                stall.frames += 1
+                continue
+            action = link.rule.decide(f)
+            if action is Action.FORWARD:
+                c.to_up += f
+            elif action is Action.DROP:
+                link.msgs_dropped += 1
+            else:
+                delay = link.rule.delay
+                at = None if delay is None else time.monotonic() + delay
+                self._flush_up(c)
+                # earlier frames that could not be written yet stay ahead of the held one
+                stall = _Held(bytearray(c.to_up) + f, at, 1)
+                c.to_up.clear()
+                link.msgs_held += 1
+        if stall is not None:
+            c.splitter.buf.clear()  # a trailing partial frame dies with the reset connection
+            link.held.append(stall)
+            self._close(c)
+
+    def _flush_up(self, c: _Conn) -> None:
+        """Write what can be written now of c.to_up (before the connection is reset)."""
+        if c.up is None or not c.connected or not c.to_up:
+            return
+        try:
+            n = c.up.send(c.to_up)
+        except OSError:
+            return
+        del c.to_up[:n]
+        c.link.bytes_forwarded += n
 
     def _drain_calls(self) -> None:
         try:
@@ -189,7 +343,7 @@ class ProxyHub:
             return
         down.setblocking(False)
         down.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        c = _Conn(link, down, None, tainted=link.cut)
+        c = _Conn(link, down, None, tainted=link.cut, splitter=FrameSplitter() if link.rule is not None else None)
         link.conns.add(c)
         if not link.cut:
             up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -255,6 +409,10 @@ class ProxyHub:
             if data:
                 if link.cut:
                     link.bytes_dropped += len(data)  # blackholed
+                elif sock is c.down and c.splitter is not None:
+                    self._filter(c, data)
+                    if c.down.fileno() < 0:
+                        return  # the rule stalled and reset this connection
                 elif sock is c.down:
                     c.to_up += data
                 else:
@@ -286,3 +444,21 @@ class ProxyHub:
                 pass
             s.close()
         c.link.conns.discard(c)
+
+
+def _deliver_late(src: str, dst: str, target: tuple[str, int], data: bytes) -> None:
+    """Write held frames to dst on a connection of their own (the original one was reset).
+    A dst that is restarting gets LATE_DELIVERY_WINDOW seconds to listen again; after that
+    the held messages are lost, as on a real network."""
+    deadline = time.monotonic() + LATE_DELIVERY_WINDOW
+    while True:
+        try:
+            with socket.create_connection(target, timeout=LATE_CONNECT_TIMEOUT) as s:
+                s.sendall(data)
+            log.info("proxy %s->%s: delivered %d held bytes", src, dst, len(data))
+            return
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                log.info("proxy %s->%s: held messages lost (%s)", src, dst, e)
+                return
+        time.sleep(LATE_RETRY)

@@ -1,0 +1,100 @@
+"""Frame-aware filtering of one directed peer link: which Raft messages to drop or hold back.
+
+The peer transport (nodes/transport.py) sends ``length u32 | crc32 u32 | payload`` frames,
+big-endian; the payload is a Message encoded by nodes/raft/codec.py, whose first byte is the
+MessageType. The proxy splits the byte stream into whole frames with `FrameSplitter` and asks
+a `MessageRule` what to do with each: forward it, drop it, or hold it (and, to keep TCP's
+order, everything after it on the same connection) until a release time.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import Enum
+
+from nodes.raft.types import MessageType
+
+FRAME = struct.Struct(">II")  # payload length, crc32 of the payload (as nodes/transport.py)
+MAX_FRAME = 64 << 20
+
+
+class FrameError(ValueError):
+    """The byte stream of a peer link is not a sequence of transport frames."""
+
+
+class Action(Enum):
+    FORWARD = "forward"
+    DROP = "drop"
+    HOLD = "hold"
+
+
+def parse_types(names: list[str] | tuple[str, ...]) -> frozenset[MessageType]:
+    """Message type names (`TIMEOUT_NOW`, `app`) to MessageTypes; unknown names are an error."""
+    out = set()
+    for name in names:
+        try:
+            out.add(MessageType[name.upper()])
+        except KeyError:
+            known = ", ".join(t.name for t in MessageType)
+            raise ValueError(f"msgfilter: unknown Raft message type {name!r} (known: {known})") from None
+    return frozenset(out)
+
+
+def message_type(payload: bytes) -> MessageType | None:
+    """The Raft message type of a frame's payload (its first byte); None if not a known type."""
+    if not payload:
+        return None
+    try:
+        return MessageType(payload[0])
+    except ValueError:
+        return None
+
+
+@dataclass
+class FrameSplitter:
+    """Incremental splitter: feed bytes, get back whole frames (header included)."""
+
+    buf: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        frames: list[bytes] = []
+        while len(self.buf) >= FRAME.size:
+            n, _ = FRAME.unpack_from(self.buf)
+            if n > MAX_FRAME:
+                raise FrameError(f"msgfilter: frame of {n} bytes exceeds the transport's limit")
+            end = FRAME.size + n
+            if len(self.buf) < end:
+                break
+            frames.append(bytes(self.buf[:end]))
+            del self.buf[:end]
+        return frames
+
+
+@dataclass(frozen=True)
+class MessageRule:
+    """What a link does to messages of `types`: drop them, or hold them `delay` seconds
+    (None = until released by the controller)."""
+
+    types: frozenset[MessageType]
+    action: Action
+    delay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.action is Action.FORWARD:
+            raise ValueError("msgfilter: a rule drops or holds; forwarding is the default")
+        if self.delay is not None and self.delay < 0:
+            raise ValueError(f"msgfilter: delay must be >= 0 seconds, got {self.delay}")
+
+    def decide(self, frame: bytes) -> Action:
+        t = message_type(frame[FRAME.size :])
+        return self.action if t is not None and t in self.types else Action.FORWARD
+
+
+def drop(*types: str) -> MessageRule:
+    return MessageRule(parse_types(types), Action.DROP)
+
+
+def hold(*types: str, delay: float | None = None) -> MessageRule:
+    return MessageRule(parse_types(types), Action.HOLD, delay)

@@ -1,0 +1,329 @@
+"""Frame-aware proxy links: Raft messages of chosen types are dropped or held, everything else is
+forwarded in order, and held messages reach the receiver at their release time."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.config import ConfigError, validate
+from harness.generator import FaultEvent
+from harness.history import HistoryWriter, read_history
+from harness.msgfilter import (
+    Action,
+    FrameError,
+    FrameSplitter,
+    MessageType,
+    drop,
+    hold,
+    parse_types,
+)
+from harness.nemesis import Nemesis
+from harness.protocols import HarnessError
+from harness.proxy import ProxyHub
+
+APP = MessageType.APP
+TN = MessageType.TIMEOUT_NOW
+
+
+def frame(t: MessageType, tag: int) -> bytes:
+    """A transport frame whose payload starts with the message type, then a tag to tell it apart."""
+    payload = bytes([t]) + tag.to_bytes(4, "big")
+    return struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
+
+
+class Sink:
+    """A peer port on loopback recording every frame it receives (type, tag, arrival time)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.addr: tuple[str, int] = self.sock.getsockname()[:2]
+        self.got: list[tuple[int, int, float]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._read, args=(c,), daemon=True).start()
+
+    def _read(self, c: socket.socket) -> None:
+        splitter = FrameSplitter()
+        with c:
+            while True:
+                try:
+                    data = c.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                for f in splitter.feed(data):
+                    with self.lock:
+                        self.got.append((f[8], int.from_bytes(f[9:13], "big"), time.monotonic()))
+
+    def tags(self) -> list[int]:
+        with self.lock:
+            return [tag for _, tag, _ in self.got]
+
+    def wait_for(self, n: int, timeout: float = 3.0) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while len(self.tags()) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.tags()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def hub() -> Iterator[ProxyHub]:
+    h = ProxyHub()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    yield s
+    s.close()
+
+
+def reset_seen(s: socket.socket, timeout: float = 2.0) -> bool:
+    """True once the proxy has closed this sender's connection (EOF or reset)."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_parse_types_rejects_unknown_names() -> None:
+    assert parse_types(["timeout_now", "APP"]) == {TN, APP}
+    with pytest.raises(ValueError, match="TIMEOUTNOW"):
+        parse_types(["TIMEOUTNOW"])
+
+
+@given(st.lists(st.integers(0, 18), min_size=1, max_size=20), st.data())
+def test_splitter_reassembles_frames_at_any_cut(types: list[int], data: st.DataObject) -> None:
+    frames = [frame(MessageType(t), i) for i, t in enumerate(types)]
+    stream = b"".join(frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    splitter = FrameSplitter()
+    out: list[bytes] = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        out += splitter.feed(stream[a:b])
+    assert out == frames
+    assert not splitter.buf
+
+
+def test_splitter_refuses_oversized_frames() -> None:
+    with pytest.raises(FrameError):
+        FrameSplitter().feed(struct.pack(">II", (64 << 20) + 1, 0))
+
+
+def test_rule_decides_by_type_only() -> None:
+    rule = drop("TIMEOUT_NOW")
+    assert rule.decide(frame(TN, 1)) is Action.DROP
+    assert rule.decide(frame(APP, 1)) is Action.FORWARD
+
+
+def test_drop_by_type_keeps_the_rest_in_order(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", drop("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1) + frame(TN, 2) + frame(APP, 3) + frame(TN, 4) + frame(APP, 5))
+        assert sink.wait_for(3) == [1, 3, 5]
+    time.sleep(0.1)
+    assert sink.tags() == [1, 3, 5]
+    assert hub.stats()["n1->n2"]["msgs_dropped"] == 2
+
+
+def test_delay_holds_the_message_and_later_ones_on_its_connection(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW", delay=0.4))
+    t0 = time.monotonic()
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1))
+        assert sink.wait_for(1) == [1]
+        s.sendall(frame(TN, 2) + frame(APP, 3))
+        assert reset_seen(s), "the stalled connection must be reset so the sender reconnects"
+    # the sender's new connection is not held back by the old one's stall
+    with socket.create_connection(addr) as s2:
+        s2.sendall(frame(APP, 4))
+        assert sink.wait_for(2) == [1, 4]
+    assert hub.held_frames("n1", "n2") == 2
+    got = sink.wait_for(4)
+    assert got == [1, 4, 2, 3]
+    arrived = {tag: at for _, tag, at in sink.got}
+    assert arrived[2] - t0 >= 0.4
+    assert arrived[2] <= arrived[3]
+    assert hub.held_frames("n1", "n2") == 0
+
+
+def test_hold_until_cleared_then_released(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 1) + frame(APP, 2))
+        assert reset_seen(s)
+    time.sleep(0.3)
+    assert sink.tags() == []
+    hub.set_rule("n1", "n2", None)  # heal: release what was held, forward everything again
+    assert sink.wait_for(2) == [1, 2]
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 3))
+        assert sink.wait_for(3) == [1, 2, 3]
+
+
+def test_release_delivers_now_and_keeps_the_rule(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 1))
+        assert reset_seen(s)
+    assert hub.release("n1", "n2") == 1
+    assert sink.wait_for(1) == [1]
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 2))
+        assert reset_seen(s)
+    assert hub.held_frames("n1", "n2") == 1
+
+
+def test_setting_a_rule_resets_open_connections(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1))
+        assert sink.wait_for(1) == [1]
+        hub.set_rule("n1", "n2", drop("APP"))
+        assert reset_seen(s), "frame splitting must start at a connection's first byte"
+
+
+def test_other_links_are_untouched(hub: ProxyHub, sink: Sink) -> None:
+    hub.add_link("n1", "n2", sink.addr)
+    addr3 = hub.add_link("n3", "n2", sink.addr)
+    hub.set_rule("n1", "n2", drop("TIMEOUT_NOW", "APP"))
+    with socket.create_connection(addr3) as s:
+        s.sendall(frame(TN, 1) + frame(APP, 2))
+        assert sink.wait_for(2) == [1, 2]
+
+
+def test_unknown_link_is_an_error(hub: ProxyHub) -> None:
+    with pytest.raises(KeyError, match="n1->n9"):
+        hub.set_rule("n1", "n9", drop("APP"))
+
+
+class StaleTransferDB:
+    """A fake cluster whose leader n1 really sends TimeoutNow through the hub, and whose first
+    removal is refused (a transfer in progress), as raftkv's leader does."""
+
+    name = "fake"
+
+    def __init__(self, hub: ProxyHub) -> None:
+        self.hub = hub
+        self.log: list[tuple[str, str, float]] = []
+        self.refusals = 1
+
+    def leader(self) -> str | None:
+        return "n1"
+
+    def transfer_leader(self, to: str) -> None:
+        with socket.create_connection(self.hub.address("n1", to)) as s:
+            s.sendall(frame(APP, 1) + frame(TN, 2))
+            reset_seen(s)
+        raise HarnessError(f"leadership did not move to {to}")
+
+    def remove_member(self, node: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise HarnessError("leader transfer in progress")
+        self.log.append(("remove", node, time.monotonic()))
+
+    def start(self, node: str) -> None:
+        self.log.append(("start", node, time.monotonic()))
+
+    def add_member(self, node: str) -> None:
+        self.log.append(("add", node, time.monotonic()))
+
+    def status(self, node: str, timeout: float = 1.0) -> dict[str, list[str]]:
+        return {"voters": [n for n in ("n1", "n2", "n3") if n != node]}
+
+
+class HubProvider:
+    name = "local"
+    supports_clock = False
+
+    def __init__(self, hub: ProxyHub) -> None:
+        self.hub = hub
+
+
+def test_stale_transfer_delivers_timeout_now_after_the_removal(hub: ProxyHub, sink: Sink, tmp_path: Path) -> None:
+    for to in ("n2", "n3"):
+        hub.add_link("n1", to, sink.addr)
+    db = StaleTransferDB(hub)
+    hist = HistoryWriter(tmp_path / "h.jsonl")
+    nem = Nemesis(db, HubProvider(hub), ["n1", "n2", "n3"], hist)  # type: ignore[arg-type]
+    nem.start(FaultEvent(0.0, "stale-transfer", "stale-transfer", 0.1, 7))
+    assert sink.wait_for(2) == [1, 2]
+    nem.stop()
+    hist.close()
+    kinds = [k for k, _, _ in db.log]
+    assert kinds == ["remove", "start", "add"]
+    started = db.log[1][2]
+    arrived = {tag: at for _, tag, at in sink.got}
+    assert arrived[2] > started, "the TimeoutNow must reach the target only after its removal and restart"
+    ops = read_history(hist.path)
+    assert [o["f"] for o in ops] == ["start-stale-transfer", "stop-stale-transfer"]
+    start = ops[0]["value"]
+    assert start["from"] == "n1" and start["held"] == 1 and start["released"] == 1
+    assert start["removed"] is True and start["knows_removed"] is True
+    assert ops[1]["value"]["nodes"] == [start["to"]]
+    assert nem.removed == set()
+
+
+def test_stale_transfer_needs_raftkv_on_the_local_provider() -> None:
+    base = {"db": "raftkv", "provider": "local", "nodes": 3, "nemesis": {"faults": ["stale-transfer"]}}
+    assert validate(base)["nemesis"]["faults"] == ["stale-transfer"]
+    for field, value in (("provider", "netns"), ("nodes", 2)):
+        with pytest.raises(ConfigError, match="stale-transfer needs raftkv on the local provider"):
+            validate({**base, field: value})
+
+
+def test_held_messages_released_into_a_cut_link_are_lost(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 1))
+        assert reset_seen(s)
+    hub.set_cut({("n1", "n2")})
+    assert hub.release("n1", "n2") == 1
+    time.sleep(0.3)
+    assert sink.tags() == []
+    assert hub.stats()["n1->n2"]["dropped"] > 0
+
+
+def test_a_partial_frame_after_a_held_one_is_not_delivered(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 1) + frame(APP, 2)[:6])
+        assert reset_seen(s)
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(TN, 3))
+        assert reset_seen(s)
+    hub.set_rule("n1", "n2", None)
+    assert sink.wait_for(2) == [1, 3], "a cut frame between two stalls would garble the stream"
