@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,32 @@ def corpora() -> Path:
     if not (CORPORA / "expected.tsv").exists():
         pytest.fail(f"reference corpora not found at {CORPORA} (set FAULTLINE_CORPORA)")
     return CORPORA
+
+
+def procs_naming(text: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line contains `text`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    """A store folder for a test's runs; processes naming it (nodes whose data dirs live in
+    it) are killed at the end, also when the test failed."""
+    s = tmp_path / "store"
+    yield s
+    for pid in procs_naming(str(s)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -9,46 +9,15 @@ the local-process run is tests/harness/test_harness_e2e.py.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, find_libfaketime, require_binary, require_root
+from conftest import REPO, find_libfaketime, procs_naming, require_binary, require_root
 
 # Short and modest: the machine is shared, and the faults still fire several times.
 SHORT = {"time_limit": 20, "warmup": 2, "rate": 30, "nemesis.interval": 4, "nemesis.duration": 2}
-
-
-def procs_naming(text: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains `text`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Path]:
-    """The run's store; node processes (their data dirs live in it) are killed on failure."""
-    s = tmp_path / "store"
-    yield s
-    for pid in procs_naming(str(s)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def leftovers_of(run_id: str) -> list[str]:

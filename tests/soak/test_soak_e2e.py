@@ -8,16 +8,15 @@ killed in the fixture's finalizer, so a failing test leaves nothing behind.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import procs_naming
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,33 +35,6 @@ warmup: 3
 rate: 60
 nemesis: {faults: [partition], interval: 5, duration: 3, partitions: [leader]}
 """
-
-
-def procs_naming(text: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains `text`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Path]:
-    s = tmp_path / "store"
-    yield s
-    for pid in procs_naming(str(s)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def soak_args(store: Path, *args: str) -> list[str]:

@@ -8,43 +8,14 @@ Each run is 15 s of load (about 40 s with start-up and checking on a busy 2-core
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import procs_naming
 
 pytestmark = pytest.mark.slow
-
-
-def procs_naming(text: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose command line contains `text`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if text in cmd and state != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Path]:
-    s = tmp_path / "store"
-    yield s
-    for pid in procs_naming(str(s)):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_zoo_ci_subset(store: Path, tmp_path: Path) -> None:
