@@ -43,15 +43,6 @@ class FrontierSearch(PartitionSearch):
         super().__init__(model, ops, deadline, max_configs)
         self._ticks = 0
 
-    def run(self) -> Failure | None:
-        steps = self.steps()
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                result: Failure | None = done.value
-                return result
-
     def steps(self) -> Generator[None, None, Failure | None]:
         events: list[tuple[float, int, int]] = []
         for i, o in enumerate(self.ops):

@@ -132,6 +132,21 @@ class PartitionSearch:
             self.trans[key] = got
         return got
 
+    def steps(self) -> Generator[None, None, Failure | None]:
+        """The search as a generator that yields now and then, so that several partitions
+        can share the time and stop as soon as one of them fails."""
+        raise NotImplementedError
+
+    def run(self) -> Failure | None:
+        """Search to the end: None if linearizable, else where it got stuck."""
+        steps = self.steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: Failure | None = done.value
+                return result
+
 
 class Search(PartitionSearch):
     """One partition's check, depth first. `run()` returns None (linearizable) or a Failure."""
@@ -159,16 +174,6 @@ class Search(PartitionSearch):
                 prev[i] = last.get(sig, -1)
                 last[sig] = i
         return prev
-
-    def run(self) -> Failure | None:
-        """Search to the end: None if linearizable, else where it got stuck."""
-        steps = self.steps()
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                result: Failure | None = done.value
-                return result
 
     def steps(self) -> Generator[None, None, Failure | None]:
         """The search as a generator that yields every 1024 steps, so that several
