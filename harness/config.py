@@ -171,6 +171,7 @@ RAFT: Schema = {
     "pre_vote": Field(_bool, True),
     "check_quorum": Field(_bool, True),
     "read_mode": Field(_choice(READ_MODES), "linearizable"),
+    "max_size_per_msg": Field(_int(1), 1 << 20),
 }
 
 WORKLOAD_OPTS: Schema = {

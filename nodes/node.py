@@ -122,6 +122,7 @@ class Node:
             pre_vote=cfg.pre_vote,
             read_only_option=read_opt,
             step_down_on_removal=True,
+            max_size_per_msg=cfg.max_size_per_msg,
             bugs=cfg.bugs.core,
         )
         # a data dir first started with --join must never bootstrap a cluster of its own

@@ -40,6 +40,7 @@ class NodeConfig:
     log_level: str
     snapshot_count: int
     request_timeout: float
+    max_size_per_msg: int = 1 << 20
 
 
 def parse_addr(text: str, flag: str) -> tuple[str, int]:
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--request-timeout", type=float, default=1.5, help="seconds a client request may wait in the node"
     )
+    p.add_argument(
+        "--max-size-per-msg",
+        type=int,
+        default=1 << 20,
+        help="bytes of entries per append message (at least one entry is always sent; 1 = one entry each)",
+    )
     return p
 
 
@@ -143,6 +150,8 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
         raise ConfigError("--tick-interval-ms must be >= 1")
     if ns.snapshot_count < 1:
         raise ConfigError("--snapshot-count must be >= 1")
+    if ns.max_size_per_msg < 1:
+        raise ConfigError("--max-size-per-msg must be >= 1")
     bugs = Bugs.parse(ns.bug)
     if ns.read_mode == "lease" and not ns.check_quorum and "lease-without-check-quorum" not in bugs.names:
         raise ConfigError("--read-mode lease needs --check-quorum")
@@ -168,4 +177,5 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
         log_level=ns.log_level,
         snapshot_count=ns.snapshot_count,
         request_timeout=ns.request_timeout,
+        max_size_per_msg=ns.max_size_per_msg,
     )

@@ -136,6 +136,7 @@ class RaftkvDB:
             "--pre-vote" if self.raft.get("pre_vote", True) else "--no-pre-vote",
             "--check-quorum" if self.raft.get("check_quorum", True) else "--no-check-quorum",
             "--read-mode", str(self.raft.get("read_mode", "linearizable")),
+            "--max-size-per-msg", str(self.raft.get("max_size_per_msg", 1 << 20)),
         ]  # fmt: skip
         for bug in self.bugs:
             argv += ["--bug", bug]
