@@ -24,7 +24,7 @@ class ConfigError(HarnessError):
     """A config file or flag is invalid; the message is one line naming file and field."""
 
 
-FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership", "stale-transfer")
+FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership", "stale-transfer", "figure-eight")
 PARTITION_KINDS = ("halves", "one", "leader", "ring", "bridge")
 KILL_KINDS = ("one", "leader", "minority", "all")
 PAUSE_KINDS = ("one", "leader", "minority")
@@ -263,6 +263,11 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
         raise ConfigError(
             f"{source}: nemesis.faults: stale-transfer needs raftkv on the local provider (its proxies hold "
             f"messages) and at least 3 nodes, got {cfg['db']} on {cfg['provider']} with {n}"
+        )
+    if "figure-eight" in faults and (n != 3 or cfg["db"] != "raftkv" or cfg["provider"] != "local"):
+        raise ConfigError(
+            f"{source}: nemesis.faults: figure-eight needs raftkv on the local provider (its proxies drop "
+            f"messages) and exactly 3 nodes, got {cfg['db']} on {cfg['provider']} with {n}"
         )
     if "clock" in faults and cfg["db"] == "etcd" and cfg["provider"] in SHARED_KERNEL:
         raise ConfigError(

@@ -72,14 +72,37 @@ class FrameSplitter:
         return frames
 
 
+def message_commit(payload: bytes) -> int | None:
+    """The commit index a message's payload carries (codec layout: type byte, then the
+    uvarints to, from, term, log_term, index, commit); None if the header is malformed."""
+    pos = 1
+    value = 0
+    for _ in range(6):
+        value = shift = 0
+        while True:
+            if pos >= len(payload) or shift > 63:
+                return None
+            b = payload[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+    return value
+
+
 @dataclass(frozen=True)
 class MessageRule:
     """What a link does to messages of `types`: drop them, or hold them `delay` seconds
-    (None = until released by the controller)."""
+    (None = until released by the controller). With `min_commit`, only the messages of those
+    types that carry a commit index of at least `min_commit` are affected: the loss of exactly
+    the messages that would tell the receiver about a new commit, as when a leader crashes
+    right after committing."""
 
     types: frozenset[MessageType]
     action: Action
     delay: float | None = None
+    min_commit: int | None = None
 
     def __post_init__(self) -> None:
         if self.action is Action.FORWARD:
@@ -88,12 +111,24 @@ class MessageRule:
             raise ValueError(f"msgfilter: delay must be >= 0 seconds, got {self.delay}")
 
     def decide(self, frame: bytes) -> Action:
-        t = message_type(frame[FRAME.size :])
-        return self.action if t is not None and t in self.types else Action.FORWARD
+        payload = frame[FRAME.size :]
+        t = message_type(payload)
+        if t is None or t not in self.types:
+            return Action.FORWARD
+        if self.min_commit is not None:
+            commit = message_commit(payload)
+            if commit is None or commit < self.min_commit:
+                return Action.FORWARD
+        return self.action
 
 
 def drop(*types: str) -> MessageRule:
     return MessageRule(parse_types(types), Action.DROP)
+
+
+def drop_commit_at_least(min_commit: int, *types: str) -> MessageRule:
+    """Drop the messages of `types` that carry a commit index >= `min_commit`."""
+    return MessageRule(parse_types(types), Action.DROP, min_commit=min_commit)
 
 
 def hold(*types: str, delay: float | None = None) -> MessageRule:

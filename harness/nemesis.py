@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness import grudges
+from harness import figure8, grudges
 from harness.generator import FaultEvent
 from harness.history import HistoryWriter
 from harness.msgfilter import hold
@@ -267,7 +267,7 @@ class Nemesis:
     def _hub(self) -> ProxyHub:
         hub = getattr(self.provider, "hub", None)
         if not isinstance(hub, ProxyHub):
-            raise HarnessError(f"stale-transfer needs the local provider's proxies, not {self.provider.name}")
+            raise HarnessError(f"message faults need the local provider's proxies, not {self.provider.name}")
         return hub
 
     def _poll(self, cond: Any) -> bool:
@@ -345,6 +345,27 @@ class Nemesis:
         if not self._poll(add_back):
             raise HarnessError(f"adding back {self._undo.get('nodes')} failed for {STALE_STEP_TIMEOUT} s: {errors[-1]}")
         return {"op": "add", "nodes": list(self._undo.get("nodes", [])), "wiped": True}
+
+    # figure eight: an old-term entry counted committed, then overwritten (harness/figure8.py)
+
+    def _start_figure_eight(self, ev: FaultEvent, rng: random.Random) -> dict[str, Any]:
+        hub = self._hub()
+        status = getattr(self.db, "status", None)
+        if not callable(status):
+            raise HarnessError(f"figure-eight needs a DB with an admin status, not {type(self.db).__name__}")
+        members = [n for n in self._members() if n not in self.killed and n not in self.paused]
+        rules: list[tuple[str, str]] = []
+        self._undo["rules"] = rules
+        self.partitioned = True
+        return figure8.play(status, self.db.leader, members, self.provider, hub, rules)
+
+    def _stop_figure_eight(self, ev: FaultEvent) -> dict[str, Any]:
+        hub = self._hub()
+        for src, dst in self._undo.get("rules", []):
+            hub.set_rule(src, dst, None)
+        self.provider.heal()
+        self.partitioned = False
+        return {"healed": True}
 
     # ---- final heal ----
 

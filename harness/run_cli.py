@@ -36,7 +36,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p.add_argument("--provider", help="local | netns | ssh | docker")
     p.add_argument("--nodes", help="node count (3) or names (n1,n2,n3)")
     p.add_argument("--workload", help="kv | register")
-    p.add_argument("--nemesis", help="comma-separated faults: partition,kill,pause,clock,transfer,membership,stale-transfer | none")
+    p.add_argument("--nemesis", help="comma-separated faults: partition,kill,pause,clock,transfer,membership,stale-transfer,figure-eight | none")
     p.add_argument("--nemesis-interval", type=float, help="seconds between faults")
     p.add_argument("--time-limit", type=float, help="seconds of client load")
     p.add_argument("--concurrency", help="client workers: N or a multiple of nodes like 2n")

@@ -24,12 +24,16 @@ from harness.msgfilter import (
     FrameSplitter,
     MessageType,
     drop,
+    drop_commit_at_least,
     hold,
+    message_commit,
     parse_types,
 )
 from harness.nemesis import Nemesis
 from harness.protocols import HarnessError
 from harness.proxy import ProxyHub
+from nodes.raft.codec import encode_message
+from nodes.raft.types import Entry, Message
 
 APP = MessageType.APP
 TN = MessageType.TIMEOUT_NOW
@@ -140,6 +144,54 @@ def test_rule_decides_by_type_only() -> None:
     rule = drop("TIMEOUT_NOW")
     assert rule.decide(frame(TN, 1)) is Action.DROP
     assert rule.decide(frame(APP, 1)) is Action.FORWARD
+
+
+def raft_frame(t: MessageType, commit: int, term: int = 7, entries: int = 1) -> bytes:
+    """A transport frame holding a real codec-encoded Raft message."""
+    m = Message(t, to=2, from_=1, term=term, log_term=term, index=300, commit=commit,
+                entries=[Entry(term, 301 + i, data=b"x" * 200) for i in range(entries)])  # fmt: skip
+    payload = encode_message(m)
+    return struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
+
+
+@pytest.mark.parametrize("commit", [0, 1, 127, 128, 300, 16384, 2**40])
+def test_message_commit_reads_the_codec_header(commit: int) -> None:
+    f = raft_frame(APP, commit)
+    assert message_commit(f[8:]) == commit
+
+
+def test_message_commit_of_a_truncated_header_is_none() -> None:
+    payload = raft_frame(APP, 2**40)[8:]
+    assert message_commit(payload[:4]) is None
+    assert message_commit(bytes([APP])) is None
+
+
+@pytest.mark.parametrize(
+    ("t", "commit", "expected"),
+    [
+        (APP, 9, Action.FORWARD),  # below the threshold: the receiver learns nothing new
+        (APP, 10, Action.DROP),
+        (APP, 11, Action.DROP),
+        (MessageType.HEARTBEAT, 10, Action.DROP),
+        (MessageType.HEARTBEAT, 3, Action.FORWARD),
+        (MessageType.VOTE, 50, Action.FORWARD),  # not one of the rule's types
+    ],
+)
+def test_commit_rule_drops_only_news_of_a_commit(t: MessageType, commit: int, expected: Action) -> None:
+    rule = drop_commit_at_least(10, "APP", "HEARTBEAT")
+    assert rule.decide(raft_frame(t, commit)) is expected
+
+
+def test_commit_rule_on_a_live_link(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", drop_commit_at_least(5, "APP", "HEARTBEAT"))
+    with socket.create_connection(addr) as s:
+        s.sendall(raft_frame(APP, 3) + raft_frame(APP, 5) + raft_frame(MessageType.HEARTBEAT, 4)
+                  + raft_frame(MessageType.HEARTBEAT, 9))  # fmt: skip
+        assert len(sink.wait_for(2)) == 2
+    time.sleep(0.1)
+    assert hub.stats()["n1->n2"]["msgs_dropped"] == 2
+    assert [t for t, _, _ in sink.got] == [APP, MessageType.HEARTBEAT]
 
 
 def test_drop_by_type_keeps_the_rest_in_order(hub: ProxyHub, sink: Sink) -> None:
