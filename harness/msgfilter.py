@@ -3,16 +3,20 @@
 The peer transport (nodes/transport.py) sends ``length u32 | crc32 u32 | payload`` frames,
 big-endian; the payload is a Message encoded by nodes/raft/codec.py, whose first byte is the
 MessageType. The proxy splits the byte stream into whole frames with `FrameSplitter` and asks
-a `MessageRule` what to do with each: forward it, drop it, or hold it (and, to keep TCP's
-order, everything after it on the same connection) until a release time.
+a `MessageRule` what to do with each: forward it, drop it, hold it (and, to keep TCP's
+order, everything after it on the same connection) until a release time, or forward it
+without its sender's current-term entries. Rules can narrow themselves to messages carrying
+a commit index at or above a bound, or an entry of the sender's term.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass, field
 from enum import Enum
 
+from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import MessageType
 
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload (as nodes/transport.py)
@@ -27,6 +31,7 @@ class Action(Enum):
     FORWARD = "forward"
     DROP = "drop"
     HOLD = "hold"
+    STRIP = "strip"  # forward the message without the entries the rule picks
 
 
 def parse_types(names: list[str] | tuple[str, ...]) -> frozenset[MessageType]:
@@ -97,16 +102,23 @@ class MessageRule:
     (None = until released by the controller). With `min_commit`, only the messages of those
     types that carry a commit index of at least `min_commit` are affected: the loss of exactly
     the messages that would tell the receiver about a new commit, as when a leader crashes
-    right after committing."""
+    right after committing. With `new_term_entries`, only those carrying an entry of the
+    sender's current term: a new leader's own entries are lost while the older entries it
+    forwards arrive. STRIP forwards such a message without its current-term entries: what
+    the sender would have sent with a smaller size limit, so its log position and commit
+    index stay true (a probe still gets its answer)."""
 
     types: frozenset[MessageType]
     action: Action
     delay: float | None = None
     min_commit: int | None = None
+    new_term_entries: bool = False
 
     def __post_init__(self) -> None:
         if self.action is Action.FORWARD:
             raise ValueError("msgfilter: a rule drops or holds; forwarding is the default")
+        if self.action is Action.STRIP and not self.new_term_entries:
+            raise ValueError("msgfilter: only new-term entries can be stripped")
         if self.delay is not None and self.delay < 0:
             raise ValueError(f"msgfilter: delay must be >= 0 seconds, got {self.delay}")
 
@@ -119,6 +131,13 @@ class MessageRule:
             commit = message_commit(payload)
             if commit is None or commit < self.min_commit:
                 return Action.FORWARD
+        if self.new_term_entries:
+            try:
+                m = decode_message(payload)
+            except ValueError:
+                return Action.FORWARD
+            if not any(e.term == m.term for e in m.entries):
+                return Action.FORWARD
         return self.action
 
 
@@ -129,6 +148,20 @@ def drop(*types: str) -> MessageRule:
 def drop_commit_at_least(min_commit: int, *types: str) -> MessageRule:
     """Drop the messages of `types` that carry a commit index >= `min_commit`."""
     return MessageRule(parse_types(types), Action.DROP, min_commit=min_commit)
+
+
+def strip_new_term_entries(*types: str) -> MessageRule:
+    """Forward the messages of `types` without the entries of the sender's current term."""
+    return MessageRule(parse_types(types), Action.STRIP, new_term_entries=True)
+
+
+def strip_frame(frame: bytes) -> bytes:
+    """The transport frame of the same message without the entries of its sender's term.
+    Entries follow the log, so the kept ones are a prefix and the message stays valid."""
+    m = decode_message(frame[FRAME.size :])
+    m.entries = tuple(e for e in m.entries if e.term != m.term)
+    payload = encode_message(m)
+    return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def hold(*types: str, delay: float | None = None) -> MessageRule:

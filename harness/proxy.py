@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.msgfilter import Action, FrameError, FrameSplitter, MessageRule
+from harness.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class _Link:
     held: list[_Held] = field(default_factory=list)
     msgs_dropped: int = 0
     msgs_held: int = 0
+    msgs_stripped: int = 0
     msgs_released: int = 0
 
 
@@ -200,6 +201,7 @@ class ProxyHub:
                 "dropped": link.bytes_dropped,
                 "msgs_dropped": link.msgs_dropped,
                 "msgs_held": link.msgs_held,
+                "msgs_stripped": link.msgs_stripped,
                 "msgs_released": link.msgs_released,
             }
             for (s, d), link in self._links.items()
@@ -297,6 +299,9 @@ class ProxyHub:
                 c.to_up += f
             elif action is Action.DROP:
                 link.msgs_dropped += 1
+            elif action is Action.STRIP:
+                c.to_up += strip_frame(f)
+                link.msgs_stripped += 1
             else:
                 delay = link.rule.delay
                 at = None if delay is None else time.monotonic() + delay

@@ -22,17 +22,20 @@ from harness.msgfilter import (
     Action,
     FrameError,
     FrameSplitter,
+    MessageRule,
     MessageType,
     drop,
     drop_commit_at_least,
     hold,
     message_commit,
     parse_types,
+    strip_frame,
+    strip_new_term_entries,
 )
 from harness.nemesis import Nemesis
 from harness.protocols import HarnessError
 from harness.proxy import ProxyHub
-from nodes.raft.codec import encode_message
+from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message
 
 APP = MessageType.APP
@@ -146,10 +149,11 @@ def test_rule_decides_by_type_only() -> None:
     assert rule.decide(frame(APP, 1)) is Action.FORWARD
 
 
-def raft_frame(t: MessageType, commit: int, term: int = 7, entries: int = 1) -> bytes:
+def raft_frame(t: MessageType, commit: int, term: int = 7, entries: int = 1, entry_term: int | None = None) -> bytes:
     """A transport frame holding a real codec-encoded Raft message."""
+    et = term if entry_term is None else entry_term
     m = Message(t, to=2, from_=1, term=term, log_term=term, index=300, commit=commit,
-                entries=[Entry(term, 301 + i, data=b"x" * 200) for i in range(entries)])  # fmt: skip
+                entries=[Entry(et, 301 + i, data=b"x" * 200) for i in range(entries)])  # fmt: skip
     payload = encode_message(m)
     return struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
 
@@ -180,6 +184,50 @@ def test_message_commit_of_a_truncated_header_is_none() -> None:
 def test_commit_rule_drops_only_news_of_a_commit(t: MessageType, commit: int, expected: Action) -> None:
     rule = drop_commit_at_least(10, "APP", "HEARTBEAT")
     assert rule.decide(raft_frame(t, commit)) is expected
+
+
+@pytest.mark.parametrize(
+    ("entry_term", "entries", "expected"),
+    [
+        (7, 1, Action.STRIP),  # the leader's own entry (message term 7)
+        (5, 1, Action.FORWARD),  # an older entry it forwards
+        (5, 0, Action.FORWARD),  # an empty append (a probe, or news of the commit index)
+    ],
+)
+def test_new_term_entry_rule(entry_term: int, entries: int, expected: Action) -> None:
+    rule = strip_new_term_entries("APP")
+    assert rule.decide(raft_frame(APP, 3, term=7, entries=entries, entry_term=entry_term)) is expected
+    mixed = encode_message(Message(APP, to=2, from_=1, term=7, entries=[Entry(5, 1), Entry(7, 2)]))
+    assert rule.decide(struct.pack(">II", len(mixed), zlib.crc32(mixed)) + mixed) is Action.STRIP
+    assert rule.decide(frame(APP, 1)) is Action.FORWARD  # undecodable: not this rule's business
+
+
+def test_strip_keeps_the_log_position_and_older_entries() -> None:
+    payload = encode_message(
+        Message(APP, to=2, from_=1, term=7, log_term=5, index=10, commit=9,
+                entries=[Entry(5, 11, data=b"a"), Entry(5, 12, data=b"b"), Entry(7, 13)])  # fmt: skip
+    )
+    f = struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
+    rule = strip_new_term_entries("APP")
+    assert rule.decide(f) is Action.STRIP
+    out = strip_frame(f)
+    n, crc = struct.unpack(">II", out[:8])
+    assert n == len(out) - 8 and crc == zlib.crc32(out[8:])
+    m = decode_message(out[8:])
+    assert (m.term, m.log_term, m.index, m.commit) == (7, 5, 10, 9)
+    assert [(e.term, e.index, e.data) for e in m.entries] == [(5, 11, b"a"), (5, 12, b"b")]
+    with pytest.raises(ValueError, match="only new-term entries"):
+        MessageRule(frozenset({APP}), Action.STRIP)
+
+
+def test_strip_on_a_live_link(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", strip_new_term_entries("APP"))
+    with socket.create_connection(addr) as s:
+        s.sendall(raft_frame(APP, 3, entries=2) + raft_frame(APP, 3, entries=1, entry_term=2))
+        assert len(sink.wait_for(2)) == 2
+    assert hub.stats()["n1->n2"]["msgs_stripped"] == 1
+    assert [t for t, _, _ in sink.got] == [APP, APP]
 
 
 def test_commit_rule_on_a_live_link(hub: ProxyHub, sink: Sink) -> None:
