@@ -274,11 +274,6 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
             f"{source}: nemesis.faults: clock faults cannot be made real for etcd on the "
             f"{cfg['provider']} provider (static Go binary ignores libfaketime)"
         )
-    if "partition" in faults and cfg["db"] == "etcd" and cfg["provider"] == "local":
-        raise ConfigError(
-            f"{source}: nemesis.faults: partitions of etcd cannot be made real on the local provider "
-            "(etcd advertises one peer URL per member, so per-link proxies cannot cut one link); use netns"
-        )
     if cfg["bugs"] and cfg["db"] != "raftkv":
         raise ConfigError(f"{source}: bugs: bug switches exist only for raftkv, not {cfg['db']}")
     if cfg["warmup"] >= cfg["time_limit"]:

@@ -3,12 +3,17 @@
 etcd is found on each host's PATH or at `db_opts.binary`; `etcdctl` drives leadership and
 membership. Each node keeps `<dir>/<node>/{data/,etcd.log,etcd.pid}` on its host.
 
+An etcd member advertises one peer URL that every other member dials. On a provider whose
+peer links are per-link proxies (`local`), each member therefore advertises the address the
+provider's `http_peer_address(node)` gives (one proxy per member that learns each connection's
+sender from etcd's HTTP headers, see harness.etcd_proxy) and listens on its own peer port
+behind it, so partitions there cut real TCP links too. Clients always talk to a member's
+client port directly.
+
 Faults that cannot be made real are refused at setup with a clear message:
 - clock faults: etcd is a static Go binary, libfaketime has no effect (harness.config refuses);
-- partitions on a provider whose peer links are per-link proxies (`local`): an etcd member
-  advertises one peer URL that every other member dials, so a proxy cannot tell which link a
-  connection belongs to. Peer traffic there goes straight to each member's listen address and
-  partitions need the netns (or ssh) provider.
+- partitions on a provider with per-link peer proxies but no `http_peer_address`: a per-link
+  proxy cannot tell which link a connection to a member's one advertised URL belongs to.
 """
 
 from __future__ import annotations
@@ -98,6 +103,13 @@ class EtcdDB:
         return _url(self._p().addresses(node).client)
 
     def peer_url(self, node: str) -> str:
+        """The peer URL `node` advertises and the others dial (its proxy on `local`)."""
+        front = getattr(self._p(), "http_peer_address", None)
+        if callable(front):
+            return _url(front(node))
+        return self.peer_listen_url(node)
+
+    def peer_listen_url(self, node: str) -> str:
         return _url(self._p().addresses(node).peer_listen)
 
     # -- setup ---------------------------------------------------------------------------
@@ -111,7 +123,8 @@ class EtcdDB:
         if callable(node_dir) and not self._explicit_dir:
             self._dirs = {n: f"{node_dir(n)}/etcd" for n in self.nodes}
         faults = (test.get("nemesis") or {}).get("faults") or []
-        if "partition" in faults and self._proxied_peers():
+        fronted = callable(getattr(provider, "http_peer_address", None))
+        if "partition" in faults and self._proxied_peers() and not fronted:
             raise HarnessError(
                 f"etcd: partitions cannot be made real on the {provider.name} provider (etcd "
                 "advertises one peer URL per member, so per-link proxies cannot cut one link); "
@@ -151,11 +164,11 @@ class EtcdDB:
         if remote.is_running(self._pidfile(node)):
             return
         cluster, state = self._initial.get(node, (",".join(f"{n}={self.peer_url(n)}" for n in self._members), "existing"))
-        client, peer = self.client_url(node), self.peer_url(node)
+        client = self.client_url(node)
         argv = [
             self.opts.binary, "--name", node, "--data-dir", f"{self._dir(node)}/data",
             "--listen-client-urls", client, "--advertise-client-urls", client,
-            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--listen-peer-urls", self.peer_listen_url(node), "--initial-advertise-peer-urls", self.peer_url(node),
             "--initial-cluster", cluster, "--initial-cluster-state", state,
             "--initial-cluster-token", self.token,
             "--heartbeat-interval", str(self.opts.heartbeat_ms),
@@ -265,8 +278,13 @@ class EtcdDB:
         if not rows:
             return None
         ids = {int(r["Status"]["header"]["member_id"]): r["Endpoint"] for r in rows}
-        # The view of the highest term wins: a deposed leader's stale view must not.
-        best = max(rows, key=lambda r: int(r["Status"].get("raft_term", 0)))
+        # Of the views that name a leader, the one of the highest term wins: a deposed leader's
+        # stale view must not, nor may a partitioned member that keeps campaigning (its term
+        # runs ahead, but it knows no leader).
+        knowing = [r for r in rows if int(r["Status"].get("leader", 0)) != 0]
+        if not knowing:
+            return None
+        best = max(knowing, key=lambda r: int(r["Status"].get("raft_term", 0)))
         lead = int(best["Status"].get("leader", 0))
         endpoint = ids.get(lead)
         for node in self._members:

@@ -1,7 +1,10 @@
 """LocalProvider: every node is a set of processes on this machine; no root needed.
 
 Ports come from the OS. Each directed peer link src -> dst goes through a controller-owned
-TCP proxy (`harness.proxy`), so a partition is a real blackholed TCP link. Clocks are faked
+TCP proxy (`harness.proxy`), so a partition is a real blackholed TCP link. A system whose
+members advertise one peer address each (etcd) asks for `http_peer_address(dst)` instead: one
+proxy per destination that learns each connection's sender from its HTTP headers
+(`harness.etcd_proxy`); partitions cut both kinds alike. Clocks are faked
 per node with libfaketime's control file, when libfaketime is installed and works for Python
 programs here (probed once at setup).
 """
@@ -16,11 +19,13 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.etcd_proxy import HttpPeerProxies
 from harness.leftovers import CONTROLLER_PID, controller_marker
 from harness.protocols import HarnessError, NodeAddresses, Remote
 from harness.proxy import ProxyHub
@@ -161,6 +166,9 @@ class LocalProvider:
         self.work_dir = work_dir
         self.host = host
         self.hub: ProxyHub | None = None
+        #: Made on the first http_peer_address() call (only etcd needs them).
+        self.http_peers: HttpPeerProxies | None = None
+        self._http_peers_lock = threading.Lock()
         self.nodes: list[str] = []
         self._addrs: dict[str, NodeAddresses] = {}
         self._remotes: dict[str, LocalRemote] = {}
@@ -228,6 +236,21 @@ class LocalProvider:
             raise HarnessError("local provider: peer_address before setup")
         return self.hub.address(src, dst)
 
+    def http_peer_address(self, dst: str) -> tuple[str, int]:
+        """The address every member dials to reach `dst`'s peer port when the peer protocol
+        names its sender in HTTP headers (etcd's rafthttp): `dst` advertises it."""
+        if self.hub is None:
+            raise HarnessError("local provider: http_peer_address before setup")
+        with self._http_peers_lock:  # a DB may start its members from several threads
+            if self.http_peers is None:
+                self.http_peers = HttpPeerProxies({n: a.peer_listen for n, a in self._addrs.items()}, self.host)
+                self.http_peers.set_cut(self.hub.cut_links())
+            peers = self.http_peers
+        try:
+            return peers.address(dst)
+        except KeyError:
+            raise HarnessError(f"local provider: unknown node {dst!r}") from None
+
     # ---- network faults ----
 
     def partition(self, grudge: Mapping[str, set[str]]) -> None:
@@ -236,11 +259,15 @@ class LocalProvider:
             raise HarnessError("local provider: partition before setup")
         links = {(src, dst) for dst, srcs in grudge.items() for src in srcs if src != dst}
         self.hub.set_cut(links)
+        if self.http_peers is not None:
+            self.http_peers.set_cut(links)
         log.info("partition: cut %d links: %s", len(links), sorted(f"{s}->{d}" for s, d in links))
 
     def heal(self) -> None:
         if self.hub is not None:
             self.hub.set_cut(set())
+        if self.http_peers is not None:
+            self.http_peers.set_cut(set())
 
     # ---- clocks ----
 
@@ -265,6 +292,9 @@ class LocalProvider:
     # ---- teardown ----
 
     def teardown(self) -> None:
+        if self.http_peers is not None:
+            self.http_peers.close()
+            self.http_peers = None
         if self.hub is not None:
             self.hub.close()
             self.hub = None

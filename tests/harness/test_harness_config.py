@@ -30,7 +30,6 @@ def write(tmp_path: Path, raw: object) -> Path:
         ({"nodes": 2, "nemesis": {"faults": ["membership"]}}, "nemesis.faults: membership needs at least 3 nodes"),
         ({"db": "etcd", "nemesis": {"faults": ["clock"]}}, "nemesis.faults: clock faults cannot be made real for etcd"),
         ({"db": "etcd", "bugs": ["stale-read"], "nemesis": {"faults": []}}, "bugs: bug switches exist only for raftkv"),
-        ({"db": "etcd", "nemesis": {"faults": ["partition"]}}, "nemesis.faults: partitions of etcd cannot be made real on the local"),
         ({"bugs": [""]}, "bugs: item 0: empty name"),
         ({"concurrency": "2x"}, "concurrency: expected a positive integer or a multiple of nodes"),
         ({"raft": {"read_mode": "eventual"}}, "raft.read_mode: expected one of linearizable, lease, serializable"),

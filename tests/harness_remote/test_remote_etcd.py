@@ -169,7 +169,8 @@ def test_etcd_refuses_partitions_with_per_link_proxies(tmp_path: Path) -> None:
     from harness.protocols import NodeAddresses
 
     class ProxiedPeers:
-        """Addresses like the local provider's: each directed peer link has its own proxy."""
+        """Addresses like the local provider's (each directed peer link has its own proxy),
+        but without its per-member `http_peer_address`: partitions cannot be cut there."""
 
         name = "local"
 
@@ -228,3 +229,36 @@ def test_etcd_on_local(tmp_path: Path) -> None:
     assert not (tmp_path / "etcd" / "n1" / "data").exists()
     db.collect("n1", tmp_path / "out" / "n1")  # the runner collects after teardown
     assert "etcd" in (tmp_path / "out" / "n1" / "etcd.log").read_text()
+
+
+def _status_row(node: int, term: int, leader: int) -> dict[str, Any]:
+    return {"Endpoint": f"http://127.0.0.1:{21000 + node}",
+            "Status": {"header": {"member_id": node}, "raft_term": term, "leader": leader}}
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([_status_row(1, 2, 1), _status_row(2, 2, 1), _status_row(3, 2, 1)], "n1"),
+        # A deposed leader's stale view loses to the higher term's.
+        ([_status_row(1, 2, 1), _status_row(2, 3, 3), _status_row(3, 3, 3)], "n3"),
+        # A partitioned member campaigning alone runs its term ahead but knows no leader.
+        ([_status_row(1, 9, 0), _status_row(2, 3, 3), _status_row(3, 3, 3)], "n3"),
+        ([_status_row(1, 9, 0), _status_row(2, 4, 0)], None),
+        ([], None),
+    ],
+)
+def test_leader_is_the_highest_term_view_that_names_one(rows: list[dict[str, Any]], expected: str | None) -> None:
+    from harness.db.etcd import EtcdDB
+    from harness.protocols import NodeAddresses
+
+    class Addresses:
+        def addresses(self, node: str) -> NodeAddresses:
+            k = int(node[1:])
+            return NodeAddresses(("127.0.0.1", 20000 + k), ("127.0.0.1", 21000 + k), ("127.0.0.1", 22000 + k))
+
+    db = EtcdDB({"name": "t", "seed": 1})
+    db.provider = Addresses()  # type: ignore[assignment]
+    db._members = ["n1", "n2", "n3"]
+    db._status = lambda: rows  # type: ignore[method-assign]
+    assert db.leader() == expected
