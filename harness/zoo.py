@@ -98,7 +98,7 @@ class Zoo:
             expect=entry.expect.describe(),
         )
         if entry.needs == "root" and os.geteuid() != 0:
-            rep.skipped = "needs root (partitions of etcd need network namespaces)"
+            rep.skipped = "needs root (this entry runs on network namespaces)"
             print(f"zoo {entry.name}: skipped, {rep.skipped}", flush=True)
             return rep
         config = self.dir / "configs" / f"{entry.name}.yaml"
