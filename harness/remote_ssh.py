@@ -4,6 +4,11 @@ Every command is an argv list joined with `shlex.quote` per argument, so nothing
 is ever interpreted by the remote shell. Host keys are checked against a known_hosts file
 unless the config turns checking off (logged as a WARNING). Connecting is retried on flaky
 networks; a command that was already sent is never retried (it may have run).
+
+A user other than root gets root through `sudo -n` (never a password prompt): commands asked
+with `sudo=True`, daemons, their signals, and file transfers that the user's own rights do not
+allow (staged in a private temp dir, then copied into place as root). A sudo that refuses is
+a one-line error naming the host and user, even for commands run with `check=False`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,13 @@ log = logging.getLogger(__name__)
 
 #: Upper bound of a command started with timeout=None, so that no wait is unbounded.
 MAX_COMMAND_S = 3600.0
+#: What sudo prints when it will not run a command for this user without a password.
+SUDO_REFUSALS = ("sudo: a password is required", "is not allowed to execute", "sudo: not found",
+                 "sudo: command not found", "must have a tty", "is not in the sudoers file")
+
+
+class _NeedsRoot(Exception):
+    """A transfer the login user's own rights do not allow (retried through sudo)."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +172,22 @@ class SSHRemote:
     ) -> CommandResult:
         if not argv:
             raise RemoteError(f"{self.host}: empty command")
-        return self._exec(self.command_line(argv, sudo=sudo, env=env), tuple(argv),
-                          check=check, timeout=timeout, stdin=stdin)
+        code, out, err = self._exec(self.command_line(argv, sudo=sudo, env=env), tuple(argv),
+                                    timeout=timeout, stdin=stdin, sudo=sudo)
+        result = CommandResult(self.host, tuple(argv), code, out.decode(errors="replace"),
+                               err.decode(errors="replace"))
+        if check and code != 0:
+            last = (result.stderr.strip().splitlines() or [""])[-1]
+            raise RemoteError(f"{self.host}: {shlex.join(argv)} exited {code}: {last}")
+        return result
 
-    def _exec(self, line: str, argv: tuple[str, ...], *, check: bool, timeout: float | None,
-              stdin: bytes | None) -> CommandResult:
+    @property
+    def uses_sudo(self) -> bool:
+        return self.cfg.user != "root"
+
+    def _exec(self, line: str, argv: tuple[str, ...], *, timeout: float | None,
+              stdin: bytes | None, sudo: bool = False) -> tuple[int, bytes, bytes]:
+        """Run one command line; (exit code, stdout, stderr) as bytes."""
         chan = self._open_session()
         out: list[bytes] = []
         err: list[bytes] = []
@@ -195,12 +218,14 @@ class SSHRemote:
             raise RemoteError(f"{self._where()}: connection lost during {argv[0]}: {e}") from None
         finally:
             chan.close()
-        result = CommandResult(self.host, argv, code, b"".join(out).decode(errors="replace"),
-                               b"".join(err).decode(errors="replace"))
-        if check and code != 0:
-            last = (result.stderr.strip().splitlines() or [""])[-1]
-            raise RemoteError(f"{self.host}: {shlex.join(argv)} exited {code}: {last}")
-        return result
+        stderr = b"".join(err)
+        if sudo and self.uses_sudo and code != 0:
+            # A refused sudo is a host set-up problem, never a result a caller may ignore.
+            text = stderr.decode(errors="replace").strip()
+            if any(marker in text for marker in SUDO_REFUSALS):
+                last = text.splitlines()[-1]
+                raise RemoteError(f"{self._where()}: sudo -n refused {argv[0]} (passwordless sudo needed): {last}")
+        return code, b"".join(out), stderr
 
     # -- files --------------------------------------------------------------------------
     def _sftp_client(self) -> paramiko.SFTPClient:
@@ -214,28 +239,78 @@ class SSHRemote:
 
     def upload(self, local: Path, remote_path: str) -> None:
         local = Path(local)
-        parent = str(Path(remote_path).parent)
-        self.run(["mkdir", "-p", remote_path if local.is_dir() else parent])
         try:
-            if local.is_dir():
-                for item in sorted(local.rglob("*")):
-                    target = f"{remote_path}/{item.relative_to(local).as_posix()}"
-                    if item.is_dir():
-                        self.run(["mkdir", "-p", target])
-                    else:
-                        self._sftp_client().put(str(item), target)
-            else:
-                self._sftp_client().put(str(local), remote_path)
-                self._sftp_client().chmod(remote_path, stat.S_IMODE(local.stat().st_mode))
+            self._put(local, remote_path)
+        except _NeedsRoot as e:
+            if not self.uses_sudo:
+                raise RemoteError(f"{self.host}: upload {local} -> {remote_path}: {e}") from None
+            self._put_as_root(local, remote_path)
         except OSError as e:
             raise RemoteError(f"{self.host}: upload {local} -> {remote_path}: {e}") from None
+
+    def _put(self, local: Path, remote_path: str) -> None:
+        """Upload with the login user's own rights; _NeedsRoot if they do not suffice."""
+        target_dir = remote_path if local.is_dir() else str(Path(remote_path).parent)
+        res = self.run(["mkdir", "-p", target_dir], check=False)
+        if res.exit_code != 0:
+            raise _NeedsRoot(res.stderr.strip() or f"mkdir -p {target_dir} failed")
+        try:
+            self._sftp_put(local, remote_path)
+        except PermissionError as e:
+            raise _NeedsRoot(str(e)) from None
+
+    def _sftp_put(self, local: Path, remote_path: str) -> None:
+        sftp = self._sftp_client()
+        if local.is_dir():
+            for item in sorted(local.rglob("*")):
+                target = f"{remote_path}/{item.relative_to(local).as_posix()}"
+                if item.is_dir():
+                    try:
+                        sftp.mkdir(target)
+                    except OSError:
+                        if not stat.S_ISDIR(sftp.stat(target).st_mode or 0):
+                            raise
+                else:
+                    sftp.put(str(item), target)
+                    sftp.chmod(target, stat.S_IMODE(item.stat().st_mode))
+        else:
+            sftp.put(str(local), remote_path)
+            sftp.chmod(remote_path, stat.S_IMODE(local.stat().st_mode))
+
+    def _put_as_root(self, local: Path, remote_path: str) -> None:
+        """Stage in a temp dir of the login user, then copy into place with sudo."""
+        staging = self.run(["mktemp", "-d", "/tmp/faultline-upload.XXXXXX"]).stdout.strip()
+        try:
+            staged = f"{staging}/{local.name}"
+            if local.is_dir():
+                self._sftp_client().mkdir(staged)
+            self._sftp_put(local, staged)
+            # `src/.` copies a tree's contents into an existing dir, as the direct path merges.
+            script = ('mkdir -p "$3" && cp -R --preserve=mode "$1/." "$2"' if local.is_dir()
+                      else 'mkdir -p "$3" && cp --preserve=mode "$1" "$2"')
+            parent = remote_path if local.is_dir() else str(Path(remote_path).parent)
+            self.run(["sh", "-c", script, "sh", staged, remote_path, parent], sudo=True)
+        except OSError as e:
+            raise RemoteError(f"{self.host}: upload {local} -> {remote_path} via sudo: {e}") from None
+        finally:
+            self.run(["rm", "-rf", staging], check=False)
 
     def download(self, remote_path: str, local: Path) -> None:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         try:
             self._sftp_client().get(remote_path, str(local))
+            return
+        except PermissionError as e:
+            if not self.uses_sudo:
+                raise RemoteError(f"{self.host}: download {remote_path}: {e}") from None
         except OSError as e:
             raise RemoteError(f"{self.host}: download {remote_path}: {e}") from None
+        # Files a root daemon wrote unreadable to the login user: read them through sudo.
+        code, out, err = self._exec(self.command_line(["cat", "--", remote_path], sudo=True),
+                                    ("cat", remote_path), timeout=MAX_COMMAND_S, stdin=None, sudo=True)
+        if code != 0:
+            raise RemoteError(f"{self.host}: download {remote_path} via sudo: {err.decode(errors='replace').strip()}")
+        Path(local).write_bytes(out)
 
     # -- daemons ------------------------------------------------------------------------
     def start_daemon(

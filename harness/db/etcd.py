@@ -148,7 +148,7 @@ class EtcdDB:
         res = remote.run([self.opts.binary, "--version"], check=False, timeout=20)
         if res.exit_code != 0:
             raise HarnessError(f"etcd: {self.opts.binary} not runnable on {node} (install etcd-server or set db_opts.binary)")
-        remote.run(["sh", "-c", 'rm -rf "$1" && mkdir -p "$1"', "sh", self._dir(node)])
+        remote.run(["sh", "-c", 'rm -rf "$1" && mkdir -p "$1"', "sh", self._dir(node)], sudo=True)
         self.start(node)
 
     def _proxied_peers(self) -> bool:
@@ -199,7 +199,7 @@ class EtcdDB:
 
     def wipe(self, node: str) -> None:
         self.kill(node)
-        self.remotes[node].run(["rm", "-rf", f"{self._dir(node)}/data"])
+        self.remotes[node].run(["rm", "-rf", f"{self._dir(node)}/data"], sudo=True)
         self._initial.pop(node, None)
 
     # -- etcdctl ------------------------------------------------------------------------
@@ -357,7 +357,7 @@ class EtcdDB:
             try:
                 self.kill(node)
                 # The log stays for collect(), which the runner calls after teardown.
-                remote.run(["rm", "-rf", f"{self._dir(node)}/data"], check=False)
+                remote.run(["rm", "-rf", f"{self._dir(node)}/data"], sudo=True, check=False)
             except (HarnessError, RemoteError) as e:
                 log.warning("etcd: teardown of %s: %s", node, e)
 

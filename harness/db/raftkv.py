@@ -191,7 +191,8 @@ class RaftkvDB:
 
     def wipe(self, node: str) -> None:
         self.kill(node)
-        self.remotes[node].run(["rm", "-rf", self._paths(node)["data"]])
+        # daemons run as root on hosts reached as a sudo user, so their data is root's
+        self.remotes[node].run(["rm", "-rf", self._paths(node)["data"]], sudo=True)
 
     def is_running(self, node: str) -> bool:
         return self.remotes[node].is_running(self._paths(node)["pid"])

@@ -1,16 +1,23 @@
 """The `docker` provider: one container per node through the Docker engine, where one runs.
 
-No image can be pulled here, so `provider_opts.image` must name an image built locally that has
-Python 3.11, iptables and the system under test (for raftkv, the project itself). Containers
-run with `--init` (so killed daemons are reaped), NET_ADMIN (iptables partitions inside the
-container) and the label `faultline.run=<id>`, on a network `fl-<id>` of their own.
-If the engine is not reachable, setup says so in one line and creates nothing.
+Nothing can be pulled, so by default the provider builds the node image itself from the host
+(`harness.providers.docker_image`: the controller's Python 3.11 and a few tools), tags it
+`fl-node:<run id>` and removes it at teardown; `provider_opts.image` names a prebuilt image
+instead (kept). Containers run with `--init` (so killed daemons are reaped), NET_ADMIN
+(iptables partitions inside the container) and the label `faultline.run=<id>`, on a network
+`fl-<id>` of their own. Partitions are iptables rules inside the containers. Clock faults,
+when a test asks for them, use the host's libfaketime built into the image, with a control
+file per node under /opt/faultline (as on ssh). If the engine is not reachable, setup says so
+in one line and creates nothing; a later run removes what a crashed one left.
 
 Config:
 ```yaml
 provider_opts:
-  image: faultline-node:latest
+  image: my-node:1          # optional: a local image with Python 3.11, sh, coreutils, tar, iptables
   docker: docker            # the client binary
+  host: unix:///run/docker.sock   # optional: the engine's endpoint (docker -H)
+  subnet: 10.78.0.0/24      # optional: the test network's subnet
+  python: /usr/bin/python3.11     # optional: the host Python copied into a built image
 ```
 """
 
@@ -20,37 +27,61 @@ import logging
 import secrets
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
+from harness.providers.docker_image import collect_rootfs, default_python, write_rootfs_tar
+from harness.providers.local import find_libfaketime
+from harness.providers.remote_clock import (
+    LIBFAKETIME_GLOB,
+    install_shims,
+    node_clock_env,
+    probe_clock,
+    write_clock,
+)
 
 log = logging.getLogger(__name__)
 
 LABEL = "faultline.run"
 PEER_PORT, CLIENT_PORT, ADMIN_PORT = 7000, 7001, 7002
+#: Repository of the images the provider builds (tag: the run id).
+BUILT_IMAGE_REPO = "fl-node"
+#: The provider's own directory in each container (clock control files, sleep shim).
+NODE_DIR = "/opt/faultline"
+OPTS = ("image", "docker", "host", "subnet", "python")
 
 
-def _docker(docker: str, args: Sequence[str], *, check: bool = True, timeout: float = 60.0,
-            stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    try:
-        proc = subprocess.run([docker, *args], input=stdin, capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise HarnessError(f"docker provider: the docker client {docker!r} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise HarnessError(f"docker provider: docker {args[0]} timed out after {timeout}s") from None
-    if check and proc.returncode != 0:
-        last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-        raise HarnessError(f"docker provider: docker {' '.join(args[:2])} failed: {last}")
-    return proc
+@dataclass(frozen=True)
+class DockerCLI:
+    """The docker client, pointed at one engine."""
+
+    binary: str = "docker"
+    host: str | None = None
+
+    def __call__(self, args: Sequence[str], *, check: bool = True, timeout: float = 60.0,
+                 stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        argv = [self.binary, *(["-H", self.host] if self.host else []), *args]
+        try:
+            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise HarnessError(f"docker provider: the docker client {self.binary!r} is not installed") from None
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"docker provider: docker {args[0]} timed out after {timeout}s") from None
+        if check and proc.returncode != 0:
+            last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+            raise HarnessError(f"docker provider: docker {' '.join(args[:2])} failed: {last}")
+        return proc
 
 
-def engine_problem(docker: str = "docker") -> str | None:
+def engine_problem(docker: DockerCLI | None = None) -> str | None:
     """None if the Docker engine answers, else a one-line reason."""
     try:
-        proc = _docker(docker, ["info", "--format", "{{.ServerVersion}}"], check=False, timeout=20)
+        proc = (docker or DockerCLI())(["info", "--format", "{{.ServerVersion}}"], check=False, timeout=20)
     except HarnessError as e:
         return str(e)
     if proc.returncode == 0 and proc.stdout.strip():
@@ -62,7 +93,7 @@ def engine_problem(docker: str = "docker") -> str | None:
 class DockerRemote:
     """Runs commands in one container with `docker exec`; files move with `docker cp`."""
 
-    def __init__(self, host: str, container: str, docker: str) -> None:
+    def __init__(self, host: str, container: str, docker: DockerCLI) -> None:
         self.host = host
         self.container = container
         self.docker = docker
@@ -81,8 +112,8 @@ class DockerRemote:
         for k, v in (env or {}).items():
             args += ["-e", f"{k}={v}"]
         try:
-            proc = _docker(self.docker, [*args, self.container, *argv], check=False,
-                           timeout=timeout or 3600.0, stdin=stdin)
+            proc = self.docker([*args, self.container, *argv], check=False,
+                               timeout=timeout or 3600.0, stdin=stdin)
         except HarnessError as e:
             raise RemoteError(f"{self.host}: {e}") from None
         res = CommandResult(self.host, tuple(argv), proc.returncode,
@@ -93,14 +124,23 @@ class DockerRemote:
         return res
 
     def upload(self, local: Path, remote_path: str) -> None:
-        self.run(["mkdir", "-p", str(Path(remote_path).parent)])
-        proc = _docker(self.docker, ["cp", str(local), f"{self.container}:{remote_path}"], check=False)
+        local = Path(local)
+        self.run(["mkdir", "-p", remote_path if local.is_dir() else str(Path(remote_path).parent)])
+        # `dir/.` copies a tree's contents into remote_path, as the SSH remote merges them.
+        source = f"{local}/." if local.is_dir() else str(local)
+        try:
+            proc = self.docker(["cp", source, f"{self.container}:{remote_path}"], check=False, timeout=600)
+        except HarnessError as e:
+            raise RemoteError(f"{self.host}: upload {local}: {e}") from None
         if proc.returncode != 0:
             raise RemoteError(f"{self.host}: upload {local}: {proc.stderr.decode(errors='replace').strip()}")
 
     def download(self, remote_path: str, local: Path) -> None:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
-        proc = _docker(self.docker, ["cp", f"{self.container}:{remote_path}", str(local)], check=False)
+        try:
+            proc = self.docker(["cp", f"{self.container}:{remote_path}", str(local)], check=False, timeout=600)
+        except HarnessError as e:
+            raise RemoteError(f"{self.host}: download {remote_path}: {e}") from None
         if proc.returncode != 0:
             raise RemoteError(f"{self.host}: download {remote_path}: {proc.stderr.decode(errors='replace').strip()}")
 
@@ -122,7 +162,10 @@ class DockerRemote:
             args += ["-e", f"{k}={v}"]
         # The shell records its own pid, then execs the daemon under that same pid.
         script = 'p="$1"; l="$2"; shift 2; mkdir -p "$(dirname "$p")" "$(dirname "$l")" && echo $$ > "$p" && exec "$@" >> "$l" 2>&1 < /dev/null'
-        _docker(self.docker, [*args, self.container, "sh", "-c", script, "sh", pidfile, logfile, *argv])
+        try:
+            self.docker([*args, self.container, "sh", "-c", script, "sh", pidfile, logfile, *argv])
+        except HarnessError as e:
+            raise RemoteError(f"{self.host}: cannot start {argv[0]}: {e}") from None
         for _ in range(100):
             pid = self._pid(pidfile)
             if pid is not None:
@@ -152,18 +195,27 @@ class DockerRemote:
 
 class DockerProvider:
     name = "docker"
-    #: Clock faults would need libfaketime inside the image; refused rather than half-made.
-    supports_clock = False
-    clock_refusal = "clock faults are not supported in containers yet"
 
-    def __init__(self, opts: Mapping[str, Any]) -> None:
-        self.image = opts.get("image")
-        self.docker = str(opts.get("docker", "docker"))
+    def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
+        unknown = sorted(set(opts) - set(OPTS))
+        if unknown:
+            raise HarnessError(f"provider_opts.{unknown[0]}: unknown docker option (known: {', '.join(OPTS)})")
+        self.docker = DockerCLI(str(opts.get("docker", "docker")), opts.get("host"))
         self.run_id = secrets.token_hex(3)
         self.network = f"fl-{self.run_id}"
+        self.subnet: str | None = opts.get("subnet")
+        self.python = str(opts.get("python") or default_python())
+        #: An image named in the config is the user's; one built here is removed at teardown.
+        self.image: str = str(opts.get("image") or f"{BUILT_IMAGE_REPO}:{self.run_id}")
+        self.built = not opts.get("image")
         self.remotes: dict[str, DockerRemote] = {}
         self.ips: dict[str, str] = {}
         self._grudged: set[str] = set()
+        #: Clock control is set up only when the test asks for clock faults (as on ssh).
+        self.want_clock = clock
+        self.supports_clock = False
+        self.clock_refusal = "clock faults were not asked for when the containers were made"
+        self._libfaketime: dict[str, str] = {}
 
     def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
         problem = engine_problem(self.docker)
@@ -172,39 +224,84 @@ class DockerProvider:
                 f"docker provider: the Docker engine is not reachable ({problem}); "
                 "start it (Debian package docker.io) or use provider local or netns"
             )
-        if not self.image:
-            raise HarnessError("provider_opts.image: the docker provider needs a locally built image")
         self.cleanup_leftovers()
         try:
-            _docker(self.docker, ["network", "create", "--label", f"{LABEL}={self.run_id}", self.network])
+            if self.built:
+                self.build_image()
+            subnet = ["--subnet", self.subnet] if self.subnet else []
+            self.docker(["network", "create", "--label", f"{LABEL}={self.run_id}", *subnet, self.network])
             for node in nodes:
                 name = f"fl-{self.run_id}-{node}"
-                _docker(self.docker, ["run", "-d", "--init", "--name", name, "--hostname", node,
-                                      "--network", self.network, "--cap-add", "NET_ADMIN",
-                                      "--label", f"{LABEL}={self.run_id}", str(self.image),
-                                      "sleep", "infinity"])
+                self.docker(["run", "-d", "--init", "--name", name, "--hostname", node,
+                             "--network", self.network, "--cap-add", "NET_ADMIN",
+                             "--label", f"{LABEL}={self.run_id}", self.image, "sleep", "infinity"])
                 self.remotes[node] = DockerRemote(node, name, self.docker)
                 fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
-                self.ips[node] = _docker(self.docker, ["inspect", "-f", fmt, name]).stdout.decode().strip()
+                self.ips[node] = self.docker(["inspect", "-f", fmt, name]).stdout.decode().strip()
+            if self.want_clock:
+                for node in nodes:
+                    self._prepare_clock(node)
+                self.supports_clock = len(self._libfaketime) == len(nodes)
         except BaseException:
             self.teardown()
             raise
+        log.info("docker: %d containers on network %s (image %s)", len(nodes), self.network, self.image)
         return dict(self.remotes)
 
+    def _prepare_clock(self, node: str) -> None:
+        remote = self.remotes[node]
+        find = f'for f in {LIBFAKETIME_GLOB}; do [ -e "$f" ] && echo "$f" && break; done; true'
+        lib = remote.run(["sh", "-c", find]).stdout.strip()
+        if not lib:
+            self.clock_refusal = f"{node}: libfaketime is not in the image (Debian package faketime on the host)"
+            return
+        write_clock(remote, NODE_DIR, node, 0.0, 1.0, sudo=False)
+        install_shims(remote, NODE_DIR)
+        problem = probe_clock(remote, node_clock_env(lib, NODE_DIR, node), "python3", lib)
+        if problem is None:
+            self._libfaketime[node] = lib
+        else:
+            self.clock_refusal = f"{node}: {problem}"
+            log.warning("docker: clock faults unavailable: %s", self.clock_refusal)
+
+    def build_image(self) -> None:
+        """Import the host-made root file system as this run's node image."""
+        started = time.monotonic()
+        lib = find_libfaketime() if self.want_clock else None
+        with tempfile.TemporaryDirectory(prefix="fl-node-image-") as tmp:
+            fs = collect_rootfs(self.python, [lib] if lib else [])
+            tar = write_rootfs_tar(fs, Path(tmp) / "rootfs.tar")
+            self.docker(["import", "--change", "ENV PATH=/usr/bin", "--message", f"{LABEL}={self.run_id}",
+                         str(tar), self.image], timeout=300)
+        log.info("docker: built %s from the host's Python in %.1fs", self.image, time.monotonic() - started)
+
     def cleanup_leftovers(self) -> None:
-        """Remove containers and networks of earlier runs (all carry the faultline label)."""
-        ids = _docker(self.docker, ["ps", "-aq", "--filter", f"label={LABEL}"], check=False).stdout.split()
+        """Remove containers, networks and built images of earlier runs (all carry our names)."""
+        ids = self.docker(["ps", "-aq", "--filter", f"label={LABEL}"], check=False).stdout.split()
         if ids:
-            _docker(self.docker, ["rm", "-f", *[i.decode() for i in ids]], check=False)
-        nets = _docker(self.docker, ["network", "ls", "-q", "--filter", f"label={LABEL}"], check=False).stdout.split()
+            self.docker(["rm", "-f", *[i.decode() for i in ids]], check=False)
+        nets = self.docker(["network", "ls", "-q", "--filter", f"label={LABEL}"], check=False).stdout.split()
         for net in nets:
-            _docker(self.docker, ["network", "rm", net.decode()], check=False)
+            self.docker(["network", "rm", net.decode()], check=False)
+        for tag in self.our_images():
+            self.docker(["rmi", tag], check=False)
+
+    def our_images(self) -> list[str]:
+        """Tags of the images this provider built (in any run) still known to the engine."""
+        out = self.docker(["images", "--format", "{{.Repository}}:{{.Tag}}", BUILT_IMAGE_REPO], check=False)
+        return [t for t in out.stdout.decode().split() if t.startswith(f"{BUILT_IMAGE_REPO}:")]
 
     def teardown(self) -> None:
-        for remote in self.remotes.values():
-            _docker(self.docker, ["rm", "-f", remote.container], check=False)
-        self.remotes.clear()
-        _docker(self.docker, ["network", "rm", self.network], check=False)
+        """Remove our containers, network and built image. Never raises."""
+        try:
+            for remote in self.remotes.values():
+                self.docker(["rm", "-f", remote.container], check=False)
+            self.remotes.clear()
+            self.docker(["network", "rm", self.network], check=False)
+            if self.built:
+                self.docker(["rmi", self.image], check=False)
+        except HarnessError as e:
+            log.warning("docker: teardown: %s", e)
 
     def addresses(self, node: str) -> NodeAddresses:
         ip = self.ips.get(node)
@@ -229,11 +326,17 @@ class DockerProvider:
         self._grudged.clear()
 
     def node_env(self, node: str) -> dict[str, str]:
-        return {}
+        lib = self._libfaketime.get(node)
+        return {} if lib is None else node_clock_env(lib, NODE_DIR, node)
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        raise HarnessError("docker provider: clock faults are not supported (no libfaketime control in containers)")
+        if node not in self._libfaketime:
+            raise HarnessError(f"docker: clock faults unavailable on {node}: {self.clock_refusal}")
+        if rate <= 0:
+            raise HarnessError(f"docker: clock rate must be positive, got {rate}")
+        write_clock(self.remotes[node], NODE_DIR, node, offset_s, rate, sudo=False)
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> DockerProvider:
-    return DockerProvider(test.get("provider_opts") or {})
+    faults = (test.get("nemesis") or {}).get("faults") or []
+    return DockerProvider(test.get("provider_opts") or {}, clock="clock" in faults)

@@ -31,23 +31,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
-from harness.providers.local import SHIM_DIR, faketime_env, faketime_spec
+from harness.providers.remote_clock import (
+    LIBFAKETIME_GLOB,
+    install_shims,
+    node_clock_env,
+    probe_clock,
+    write_clock,
+)
 from harness.remote_ssh import SSHHost, SSHRemote
 
 log = logging.getLogger(__name__)
 
 CHAIN = "faultline-in"
-LIBFAKETIME_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
 T = TypeVar("T")
 
 _HOST_FIELDS = {f.name for f in fields(SSHHost)} - {"node"}
 _PROVIDER_FIELDS = {"hosts", "dir", "ports", "python"}
-#: Timed thread wait, sleep and select: what a node does; some libfaketime builds hang them.
-_CLOCK_PROBE = (
-    "import threading, time, selectors, socket\n"
-    "threading.Event().wait(0.05); time.sleep(0.05)\n"
-    "a, b = socket.socketpair(); s = selectors.DefaultSelector(); s.register(a, 1); s.select(0.05)\n"
-)
 
 
 def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSHHost]:
@@ -138,29 +137,15 @@ class SSHProvider:
         )
         found = remote.run(["sh", "-c", script, "sh", self.dir], sudo=True).stdout.strip()
         if found and self.want_clock:
-            self._write_clock(node, faketime_spec(0.0, 1.0) + "\n")
-            for shim in sorted(SHIM_DIR.glob("*.py")):
-                remote.upload(shim, f"{self.dir}/faketime_site/{shim.name}")
-            problem = self._probe_clock(remote, found, node)
+            write_clock(remote, self.dir, node, 0.0, 1.0, sudo=True)
+            install_shims(remote, self.dir)
+            python = str(self.opts.get("python", "python3"))
+            problem = probe_clock(remote, node_clock_env(found, self.dir, node), python, found)
             if problem is None:
                 self._libfaketime[node] = found
             else:
                 self.clock_refusal = f"{node}: {problem}"
                 log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
-
-    def _probe_clock(self, remote: SSHRemote, lib: str, node: str) -> str | None:
-        """None if Python's timed waits work under `lib` on the host, else why not."""
-        env = self._faketime_env(lib, node)
-        # coreutils' timeout kills a hung probe on the host itself; libfaketime is preloaded
-        # into the probe only, not into timeout.
-        res = remote.run(["timeout", "-k", "2", "5", "env", *(f"{k}={v}" for k, v in env.items()),
-                          str(self.opts.get("python", "python3")), "-c", _CLOCK_PROBE],
-                         timeout=15, check=False)
-        if res.exit_code in (124, 137, -1):  # -1: killed by a signal (no exit status)
-            return f"{lib} hangs timed thread waits of Python programs (sem_clockwait)"
-        if res.exit_code != 0:
-            return f"{lib} breaks Python programs: {(res.stderr.strip().splitlines() or ['?'])[-1]}"
-        return None
 
     def teardown(self) -> None:
         """Heal, remove our chain and close every connection. Never raises."""
@@ -204,29 +189,16 @@ class SSHProvider:
         self.run_all(["iptables", "-w", "-F", CHAIN], sudo=True)
 
     # -- clocks -------------------------------------------------------------------------
-    def _clock_path(self, node: str) -> str:
-        return f"{self.dir}/clocks/{node}.faketime"
-
-    def _write_clock(self, node: str, line: str) -> None:
-        path = self._clock_path(node)
-        # Written then renamed: a process reading the file never sees half a line.
-        self.remotes[node].run(["sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh", path],
-                               sudo=True, stdin=line.encode())
-
     def node_env(self, node: str) -> dict[str, str]:
         lib = self._libfaketime.get(node)
-        return {} if lib is None else self._faketime_env(lib, node)
-
-    def _faketime_env(self, lib: str, node: str) -> dict[str, str]:
-        """The local provider's environment, with its sleep shim uploaded to the host."""
-        return {**faketime_env(lib, self._clock_path(node)), "PYTHONPATH": f"{self.dir}/faketime_site"}
+        return {} if lib is None else node_clock_env(lib, self.dir, node)
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
         if node not in self._libfaketime:
             raise HarnessError(f"ssh: clock faults need libfaketime on {node} (Debian package faketime)")
         if rate <= 0:
             raise HarnessError(f"ssh: clock rate must be positive, got {rate}")
-        self._write_clock(node, faketime_spec(offset_s, rate) + "\n")
+        write_clock(self.remotes[node], self.dir, node, offset_s, rate, sudo=True)
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:

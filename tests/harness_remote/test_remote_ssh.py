@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_binary, require_root
+from conftest import find_libfaketime, require_binary, require_root
 
 from harness.protocols import HarnessError, RemoteError
 
@@ -80,7 +80,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
             cfg = tmp / f"sshd_{n}.conf"
             cfg.write_text(
                 f"ListenAddress {ip}:22\nHostKey {tmp / 'host_key'}\n"
-                f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPasswordAuthentication no\n"
+                # The second file is the non-root user's own (see `sudo_user`).
+                f"AuthorizedKeysFile {tmp / 'authorized_keys'} .ssh/authorized_keys\nPasswordAuthentication no\n"
                 "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
                 "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile none\n"
                 "MaxStartups 50\nSubsystem sftp internal-sftp\n"
@@ -318,8 +319,6 @@ def test_clock_control_only_when_asked_and_probed(lab: SSHLab) -> None:
             plain.set_clock("n1", 5.0)
     finally:
         plain.teardown()
-    from conftest import find_libfaketime
-
     if find_libfaketime() is None:
         pytest.skip("needs libfaketime (Debian package faketime)")
     asked = SSHProvider(lab.opts(), clock=True)
@@ -362,3 +361,200 @@ def test_connect_retries_until_sshd_is_up(lab: SSHLab, caplog: pytest.LogCapture
         starter.join()
         remote.close()
         lab.netns.remotes["n1"].signal(pidfile, signal.SIGKILL)
+
+
+# -- a non-root login user that gets root through sudo ------------------------------------
+
+SUDO_USER = "flsudo"
+SUDOERS = Path("/etc/sudoers.d/faultline-flsudo")
+#: The system interpreter: the non-root user cannot reach the controller's own under /root.
+HOST_PYTHON = "/usr/bin/python3"
+
+
+def _remove_sudo_user() -> None:
+    SUDOERS.unlink(missing_ok=True)
+    # --force: sshd session processes of the user may still be closing.
+    subprocess.run(["userdel", "--force", "--remove", SUDO_USER], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def sudo_user(lab: SSHLab) -> Iterator[Path]:
+    """`flsudo`, a login user with the client's key and no sudo rights yet; removed with its
+    home afterwards, also when a test failed. Yields a root-owned work dir it can traverse."""
+    require_binary("useradd", "userdel", "visudo", "/usr/bin/sudo", HOST_PYTHON)
+    import shutil
+    import tempfile
+
+    _remove_sudo_user()  # what a crashed earlier run left
+    work = Path(tempfile.mkdtemp(prefix="flsudo-"))
+    work.chmod(0o755)
+    try:
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", SUDO_USER], check=True)
+        # Without PAM sshd refuses a locked account ("!" password); "*" is unlocked, no password.
+        subprocess.run(["usermod", "-p", "*", SUDO_USER], check=True)
+        home = Path(subprocess.run(["getent", "passwd", SUDO_USER], capture_output=True, text=True,
+                                   check=True).stdout.split(":")[5])
+        (home / ".ssh").mkdir(mode=0o700)
+        (home / ".ssh" / "authorized_keys").write_text(Path(f"{lab.key}.pub").read_text())
+        for path in (home / ".ssh", home / ".ssh" / "authorized_keys"):
+            shutil.chown(path, SUDO_USER, SUDO_USER)
+        yield work
+    finally:
+        _remove_sudo_user()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def sudo_rule(sudo_user: Path) -> Iterator[Path]:
+    """Passwordless sudo for flsudo, as root only. Not narrowed to a command list: the harness
+    runs `sh -c` scripts as root, which a list would have to allow, so it would limit nothing."""
+    SUDOERS.write_text(f"{SUDO_USER} ALL=(root) NOPASSWD: ALL\n")
+    SUDOERS.chmod(0o440)
+    try:
+        subprocess.run(["visudo", "-c", "-q", "-f", str(SUDOERS)], check=True)
+        yield sudo_user
+    finally:
+        SUDOERS.unlink(missing_ok=True)
+
+
+def _sudo_opts(lab: SSHLab, work: Path) -> dict[str, Any]:
+    return lab.opts(user=SUDO_USER, dir=str(work / "remote"))
+
+
+def _uid_of(pid: int) -> int:
+    line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("Uid:"))
+    return int(line.split()[1])
+
+
+def test_non_root_user_without_sudo_is_one_clear_line(lab: SSHLab, sudo_user: Path) -> None:
+    from harness.providers.ssh import SSHProvider
+
+    p = SSHProvider(_sudo_opts(lab, sudo_user))
+    with pytest.raises(RemoteError) as err:
+        p.setup(NODES)
+    msg = str(err.value)
+    assert "\n" not in msg and f"{SUDO_USER}@" in msg and "sudo -n refused" in msg, msg
+    assert not (sudo_user / "remote").exists()  # nothing was made as root
+
+
+def test_non_root_user_gets_root_through_sudo(lab: SSHLab, sudo_rule: Path, tmp_path: Path) -> None:
+    from harness.providers.ssh import CHAIN, SSHProvider
+
+    work = sudo_rule
+    rootdir = work / "rootonly"
+    rootdir.mkdir(mode=0o755)
+    p = SSHProvider(_sudo_opts(lab, work), clock=True)
+    try:
+        p.setup(NODES)
+        r1, r2 = p.remotes["n1"], p.remotes["n2"]
+        assert r1.run(["id", "-un"]).stdout.strip() == SUDO_USER
+        assert r1.run(["id", "-un"], sudo=True).stdout.strip() == "root"
+        # Quoting survives sudo and env: each argument arrives whole, nothing is interpreted.
+        nasty = "a b'c\"$HOME;`id`; rm -rf /nonexistent && echo pwned"
+        out = r1.run(["sh", "-c", 'printf "%s|%s|%s" "$1" "$FL_X" "$#"', "sh", nasty],
+                     sudo=True, env={"FL_X": nasty}).stdout
+        assert out == f"{nasty}|{nasty}|1"
+
+        # Writing under a root-owned dir: refused to the user, done with sudo.
+        target = str(rootdir / "by-sudo.txt")
+        write = ["sh", "-c", 'printf %s "$2" > "$1"', "sh", target, "x;y"]
+        assert r1.run(write, check=False).exit_code != 0
+        r1.run(write, sudo=True)
+        assert Path(target).read_text() == "x;y" and Path(target).stat().st_uid == 0
+
+        # Transfers where the user's own rights do not reach go through sudo.
+        payload = bytes(range(256)) * 64  # not valid UTF-8: the sudo path must carry raw bytes
+        (tmp_path / "payload.bin").write_bytes(payload)
+        r1.upload(tmp_path / "payload.bin", str(rootdir / "up" / "payload.bin"))
+        assert (rootdir / "up" / "payload.bin").read_bytes() == payload
+        (tmp_path / "tree" / "a").mkdir(parents=True)
+        (tmp_path / "tree" / "a" / "f.txt").write_text("deep")
+        r1.upload(tmp_path / "tree", str(rootdir / "tree"))
+        assert (rootdir / "tree" / "a" / "f.txt").read_text() == "deep"
+        secret = rootdir / "secret.bin"
+        secret.write_bytes(payload[::-1])
+        secret.chmod(0o600)
+        r1.download(str(secret), tmp_path / "back.bin")
+        assert (tmp_path / "back.bin").read_bytes() == payload[::-1]
+        staged = r1.run(["sh", "-c", "ls -d /tmp/faultline-upload.* 2>/dev/null || true"]).stdout
+        assert staged.strip() == ""  # staging dirs are removed
+
+        # A daemon started, seen and signalled as root; a partition made with iptables.
+        ip2 = p.hosts["n2"].hostname
+        pidfile = str(rootdir / "run" / "listener.pid")
+        pid = r2.start_daemon([HOST_PYTHON, "-c", LISTENER, ip2, "7001"], pidfile=pidfile,
+                              logfile=str(rootdir / "run" / "listener.log"), cwd=str(work))
+        assert _uid_of(pid) == 0 and r2.is_running(pidfile)
+
+        def dial(r: Any) -> str:
+            return str(r.run([HOST_PYTHON, "-c", DIAL, ip2, "7001"]).stdout.strip())
+
+        deadline = time.monotonic() + 5
+        while dial(r1) != "hi" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert dial(r1) == "hi"
+        p.partition({"n2": {"n1"}})
+        rules = lab.netns.remotes["n2"].run(["iptables-save"]).stdout
+        assert f"-A {CHAIN} -s {p.hosts['n1'].hostname}/32 -j DROP" in rules
+        assert dial(r1) == "error TimeoutError" and dial(p.remotes["n3"]) == "hi"
+        p.heal()
+        assert dial(r1) == "hi"
+        assert r2.signal(pidfile, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while r2.is_running(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not r2.is_running(pidfile)
+
+        # Clock control: shims and control files land in the root-owned scratch dir.
+        if find_libfaketime() is not None:
+            assert p.supports_clock, p.clock_refusal
+            p.set_clock("n1", 3600.0)
+            out = r1.run([HOST_PYTHON, "-c", "import time; print(time.time())"], sudo=True,
+                         env=p.node_env("n1")).stdout
+            assert float(out) - time.time() > 3500
+            assert (work / "remote" / "clocks" / "n1.faketime").stat().st_uid == 0
+    finally:
+        p.teardown()
+    for n in NODES:
+        assert CHAIN not in lab.netns.remotes[n].run(["iptables-save"]).stdout
+
+
+def test_whole_raftkv_run_over_ssh_as_non_root(lab: SSHLab, sudo_rule: Path) -> None:
+    """The run engine as `flsudo`: nodes run as root through sudo, partitions and kills too."""
+    import json
+    import shutil
+
+    from conftest import procs_naming
+
+    from harness.config import validate
+    from harness.runner import Run
+
+    hosts = sudo_rule / "hosts"
+    hosts.mkdir()
+    shutil.chown(hosts, SUDO_USER, SUDO_USER)  # the user's own work dir on its hosts
+    test = validate({
+        "name": "raftkv-ssh-sudo", "db": "raftkv", "provider": "ssh", "nodes": 3, "seed": 22,
+        "time_limit": 8, "warmup": 1, "rate": 30, "concurrency": 3,
+        "nemesis": {"faults": ["partition", "kill"], "interval": 2.5, "duration": 1.5},
+        "provider_opts": _sudo_opts(lab, sudo_rule),
+        "db_opts": {"dir": str(hosts), "python": HOST_PYTHON},
+        "store": str(sudo_rule / "store"), "recovery_timeout": 20,
+    })
+    try:
+        outcome = Run(test).execute()
+        assert outcome.failure is None, outcome.failure
+        assert outcome.results is not None and outcome.results["valid"] is True, outcome.results
+        history = [json.loads(ln) for ln in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
+        assert any(op["type"] == "ok" and op["process"] != "nemesis" for op in history)
+        done = {op["f"] for op in history if op["process"] == "nemesis" and "error" not in op}
+        assert "start-partition" in done, done
+        for n in NODES:
+            # Node files were written by root (the node ran through sudo) and still collected.
+            assert (hosts / n / "node.log").stat().st_uid == 0
+            assert (outcome.run_dir / "nodes" / n / "events.jsonl").stat().st_size > 0
+        assert "faultline-in" not in lab.netns.remotes["n1"].run(["iptables-save"]).stdout
+    finally:
+        leftover = procs_naming(str(hosts))
+        for pid in leftover:
+            subprocess.run(["kill", "-9", str(pid)], check=False)
+    assert leftover == [], "node processes outlived the run"
