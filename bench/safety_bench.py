@@ -1,9 +1,11 @@
 """Benchmark of the raft-safety checker on a generated run of correct node events.
 
 Default: a 10-minute, 5-node run at 1,000 writes/s (600,000 entries applied by every node,
-about 3.6M events with commits, elections every 10 s and one restart per minute). Times
-check() on events in memory, and check_run() streaming the same events from events.jsonl
-files (read + check). Usage: .venv/bin/python bench/safety_bench.py [--seconds 600]
+about 3.3M events with commits, elections every 10 s and one restart per minute). Times
+check() on events in memory, then from the events.jsonl files (read + check): the events
+streamed as dicts through check() (check_run before the column path), and check_run() serial
+(workers=1) and parallel (default workers); all must give the same result.
+Usage: .venv/bin/python bench/safety_bench.py [--seconds 600]
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checkers.safety import check, check_run  # noqa: E402
+from checkers.safety import check, check_run, iter_node_events  # noqa: E402
+from checkers.safety.events import events_files  # noqa: E402
+from checkers.safety.parallel import default_workers  # noqa: E402
 
 log = logging.getLogger("safety_bench")
 
@@ -104,6 +108,12 @@ def timed(label: str, fn: Any) -> tuple[float, Any]:
     return dt, r
 
 
+def _comparable(result: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = result.to_json()
+    doc["stats"] = {k: v for k, v in doc["stats"].items() if k != "check_seconds"}
+    return doc
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--nodes", type=int, default=5)
@@ -111,7 +121,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--rate", type=int, default=1000, help="writes per second")
     ap.add_argument("--commit-every", type=int, default=10, help="applies per commit event")
     ap.add_argument("--streamed-only", action="store_true",
-                    help="skip the in-memory run, to measure the streaming path's memory")
+                    help="skip the in-memory run, to measure check_run's memory alone")
     args = ap.parse_args(argv)
     if args.streamed_only:
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +131,7 @@ def main(argv: list[str]) -> int:
                 "import sys, time; from pathlib import Path; "
                 "from checkers.safety import check_run; "
                 "t, c = time.perf_counter(), time.process_time(); r = check_run(Path(sys.argv[1])); "
-                "print(f'check_run (read + check, streamed): {time.perf_counter() - t:.2f} s wall, '"
+                "print(f'check_run (read + check, default workers): {time.perf_counter() - t:.2f} s wall, '"
                 "f'{time.process_time() - c:.2f} s CPU, valid {r.valid}, '"
                 "f'peak RSS ' + [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')]"
                 "[0].split(':')[1].strip())"
@@ -140,8 +150,16 @@ def main(argv: list[str]) -> int:
         size = write_run(generate(args.nodes, args.seconds, args.rate, args.commit_every),
                          Path(tmp))
         print(f"events.jsonl total {size / 1e6:.0f} MB")
-        _dt, result = timed("check_run (read + check, streamed)", lambda: check_run(Path(tmp)))
-        assert result.valid is True
+        run_dir = Path(tmp)
+        files = events_files(run_dir)
+        _dt, before = timed("events streamed as dicts + check (check_run before)",
+                            lambda: check({n: iter_node_events(p) for n, p in files.items()}))
+        _dt, serial = timed("check_run, column path, workers=1",
+                            lambda: check_run(run_dir, workers=1))
+        _dt, parallel = timed(f"check_run, column path, workers={default_workers(len(files))} "
+                              "(default; CPU: this process only)", lambda: check_run(run_dir))
+        assert before.valid is True
+        assert _comparable(serial) == _comparable(before) == _comparable(parallel)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MB")
     return 0

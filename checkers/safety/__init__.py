@@ -3,6 +3,8 @@ state machine safety and apply order, leader completeness, monotonicity and dura
 
 Readers (the only I/O): `read_events` / `iter_node_events` for raftkv's events.jsonl, and
 `etcd_log.read_etcd_logs` for etcd 3.4's raft log lines. `check` is a pure function of them.
+`check_run` gives check()'s result for a run folder, reading the node files without a dict per
+apply or commit (templates, nodefile, merge), in worker processes for a large run (parallel).
 """
 
 from checkers.safety.check import NAME, check, check_run

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 # orjson parses event lines several times faster than the stdlib (reading, not checking, is
 # most of the cost of a long run); the stdlib path gives the same events where it is missing.
-_loads: Callable[[str | bytes], Any]
+_loads: Callable[[str | bytes | bytearray], Any]
 try:
     import orjson
 
@@ -93,33 +93,59 @@ def _parse_lines(path: Path, lines: list[str], first_line: int, at_eof: bool
     for i, text in enumerate(lines):
         if not text.strip():
             continue
-        lineno = first_line + i
-        try:
-            ev = _loads(text)
-        except ValueError:
-            ev = None
-        else:
-            if type(ev) is not dict:
-                raise EventLogError(f"{path}:{lineno}: not a JSON event object: {_clip(text)}")
+        last = i == len(lines) - 1
+        if last and not at_eof and parse_event_text(path, first_line + i, text) is None:
+            return out, i
+        ev, warning = judge_line(path, first_line + i, text, None if last else lines[i + 1])
+        if warning is not None:
+            log.warning("%s", warning)
+        if ev is not None:
             out.append(ev)
-            continue
-        glued = _glued_boot(text)
-        if glued is not None:
-            log.warning("%s:%d: torn line of a killed boot, then the restart", path, lineno)
-            out.append(glued)
-            continue
-        if i == len(lines) - 1:
-            if not at_eof:
-                return out, i
-            if not text.endswith("\n"):
-                log.warning("%s:%d: ignoring torn last line (node killed mid-write)", path,
-                            lineno)
-                continue
-        elif text.startswith("{") and _is_boot(lines[i + 1]):
-            log.warning("%s:%d: ignoring torn line of a killed boot", path, lineno)
-            continue
-        raise EventLogError(f"{path}:{lineno}: not a JSON event object: {_clip(text)}")
     return out, len(lines)
+
+
+def parse_event_text(path: Path, lineno: int, text: str) -> Event | None:
+    """The event of one line, or None when it is not JSON; EventLogError for other JSON."""
+    try:
+        ev = _loads(text)
+    except ValueError:
+        return None
+    if type(ev) is not dict:
+        raise EventLogError(f"{path}:{lineno}: not a JSON event object: {_clip(text)}")
+    return ev
+
+
+def judge_line(path: Path, lineno: int, text: str, next_text: str | None
+               ) -> tuple[Event | None, str | None]:
+    """One non-blank line, given the line after it (None: it is the file's last line).
+
+    Returns (event or None, warning or None): a torn line of a killed node is skipped with a
+    warning, or yields the boot event glued to it; any other bad line is an EventLogError.
+    """
+    ev = parse_event_text(path, lineno, text)
+    if ev is not None:
+        return ev, None
+    glued = _glued_boot(text)
+    if glued is not None:
+        return glued, f"{path}:{lineno}: torn line of a killed boot, then the restart"
+    if next_text is None:
+        if not text.endswith("\n"):
+            return None, f"{path}:{lineno}: ignoring torn last line (node killed mid-write)"
+    elif text.startswith("{") and _is_boot(next_text):
+        return None, f"{path}:{lineno}: ignoring torn line of a killed boot"
+    raise EventLogError(f"{path}:{lineno}: not a JSON event object: {_clip(text)}")
+
+
+def parse_event_bytes(line: bytes | bytearray) -> Event:
+    """A line already known to hold one JSON object, parsed as the reader would (bytes that
+    are not UTF-8 become U+FFFD, as in the reader's line-by-line path)."""
+    try:
+        ev = _loads(line)
+    except ValueError:
+        ev = _loads(line.decode("utf-8", errors="replace"))
+    if type(ev) is not dict:
+        raise EventLogError(f"not a JSON event object: {_clip(line.decode(errors='replace'))}")
+    return ev
 
 
 def _loads_event(text: str) -> Event | None:

@@ -341,9 +341,9 @@ def scan_node(node: str, events: Iterable[Event], facts: ClusterFacts) -> NodeSu
             expect, boot = st.expect, st.boot
             prev = ev
     except KeyError as e:
-        raise EventFormatError(f"node {node}: event lacks field {e}: {_clip(ev)}") from e
+        raise EventFormatError(f"node {node}: event lacks field {e}: {clip_event(ev)}") from e
     except TypeError as e:
-        raise EventFormatError(f"node {node}: malformed event ({e}): {_clip(ev)}") from e
+        raise EventFormatError(f"node {node}: malformed event ({e}): {clip_event(ev)}") from e
     st.expect = expect
     st.close_span()
     if prev is not None:
@@ -353,6 +353,6 @@ def scan_node(node: str, events: Iterable[Event], facts: ClusterFacts) -> NodeSu
                        st.max_applied, st.timeline)
 
 
-def _clip(ev: Any, width: int = 160) -> str:
+def clip_event(ev: Any, width: int = 160) -> str:
     text = repr(ev)
     return text if len(text) <= width else text[:width] + "..."

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import orjson
 import pytest
 
-from checkers.safety import check, read_events
+from checkers.safety import check, check_run, read_events
+from checkers.safety.templates import PADDING, find_template_lines, line_bounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "nodes"))
 from raftkv_cluster import Cluster, put_with_retry  # noqa: E402
@@ -26,6 +30,31 @@ def run_dir_of(c: Cluster, root: Path) -> Path:
             dst.parent.mkdir(parents=True)
             dst.write_bytes(src.read_bytes())
     return run
+
+
+def assert_column_path_agrees(run_dir: Path, result: Any) -> None:
+    """raftkv's own apply and commit lines all match the templates, and check_run (the column
+    path, in worker processes) gives check()'s result."""
+    for path in sorted(run_dir.glob("nodes/*/events.jsonl")):
+        raw = path.read_bytes()
+        block = np.frombuffer(raw + bytes(PADDING), dtype=np.uint8)
+        starts, ends = line_bounds(block, len(raw))
+        applies, commits = find_template_lines(block, starts, ends)
+        types = []
+        for line in raw.splitlines():
+            try:
+                types.append(orjson.loads(line).get("type"))
+            except orjson.JSONDecodeError:
+                types.append(None)  # a torn line of a killed node
+        assert len(applies.lines) == types.count("apply") > 0, path
+        assert len(commits.lines) == types.count("commit"), path
+
+    def comparable(r: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = r.to_json()
+        doc["stats"].pop("check_seconds")
+        return doc
+
+    assert comparable(check_run(run_dir, workers=2)) == comparable(result)
 
 
 def test_correct_cluster_with_restarts_passes(tmp_path: Path) -> None:
@@ -51,9 +80,10 @@ def test_correct_cluster_with_restarts_passes(tmp_path: Path) -> None:
             assert c.stop(n) == 0  # SIGTERM flushes the event buffers
     finally:
         c.close()
-    events = read_events(run_dir_of(c, tmp_path))
-    result = check(events)
+    run_dir = run_dir_of(c, tmp_path)
+    result = check(read_events(run_dir))
     assert result.valid is True, result.details["violations"]
+    assert_column_path_agrees(run_dir, result)
     stats = result.details["stats"]
     assert stats["terms_with_leader"] >= 2 and stats["applies"] > 0
     assert sum(stats["boots"].values()) == 5
@@ -78,8 +108,10 @@ def test_vote_not_durable_is_caught(tmp_path: Path) -> None:
             c.stop(n)
     finally:
         c.close()
-    result = check(read_events(run_dir_of(c, tmp_path)))
+    run_dir = run_dir_of(c, tmp_path)
+    result = check(read_events(run_dir))
     assert result.valid is False
+    assert_column_path_agrees(run_dir, result)
     found = [v for v in result.details["violations"] if v["kind"] == "durability"]
     assert found, result.details["violations"]
     assert found[0]["nodes"] == [voter] and found[0]["term"] == term
