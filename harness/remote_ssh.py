@@ -285,9 +285,11 @@ class SSHRemote:
             if local.is_dir():
                 self._sftp_client().mkdir(staged)
             self._sftp_put(local, staged)
-            # `src/.` copies a tree's contents into an existing dir, as the direct path merges.
-            script = ('mkdir -p "$3" && cp -R --preserve=mode "$1/." "$2"' if local.is_dir()
-                      else 'mkdir -p "$3" && cp --preserve=mode "$1" "$2"')
+            # A tree merges into an existing dir, as the direct path does; files are replaced,
+            # never created exclusively, so hosts sharing one file system (namespaces on one
+            # machine) can upload the same path at once.
+            script = ('mkdir -p "$3" && tar -C "$1" -cf - . | tar -C "$2" --overwrite -xf -' if local.is_dir()
+                      else 'mkdir -p "$3" && cp --preserve=mode "$1" "$2.fl-up.$$" && mv -f "$2.fl-up.$$" "$2"')
             parent = remote_path if local.is_dir() else str(Path(remote_path).parent)
             self.run(["sh", "-c", script, "sh", staged, remote_path, parent], sudo=True)
         except OSError as e:
