@@ -1,12 +1,18 @@
 """Benchmark: a 3-node raftkv cluster vs a 3-node etcd 3.4 cluster on loopback.
 
 Same closed-loop load generator for both: C concurrent clients (threads, one connection
-each, spread over the three nodes), a write-heavy (90% put) and a read-heavy (90%
+each, spread over the three nodes; with --procs P the threads are spread over P forked
+processes), a write-heavy (90% put) and a read-heavy (90%
 linearizable get) mix over 1000 keys. Reports ops/s, p50/p99 latency and fsyncs per
 acknowledged write (raftkv: the WAL's counter in /status; etcd: its
-etcd_disk_wal_fsync_duration_seconds_count metric), summed over the three nodes.
+etcd_disk_wal_fsync_duration_seconds_count metric), summed over the three nodes, and the CPU
+time per completed operation of the three server processes together and of the load
+generator (from /proc/<pid>/stat and os.times()). On stderr, per cell: the load average
+and the CPU pressure (share of the wall time some task waited for a CPU, /proc/pressure/cpu):
+the machine is shared, and these say how much CPU the cell could get.
 
-    .venv/bin/python bench/raftkv_bench.py [--seconds 5] [--clients 1,4,16,64] [--no-etcd]
+    .venv/bin/python bench/raftkv_bench.py [--seconds 5] [--clients 1,4,16,64] [--procs 4]
+                                           [--mixes write-heavy,read-heavy] [--no-etcd] [--no-raftkv]
                                            [--fsync-probe]
 
 Prints a Markdown table (for docs/benchmarks.md). Every process started is killed at exit.
@@ -18,6 +24,7 @@ import argparse
 import base64
 import http.client
 import json
+import multiprocessing
 import os
 import random
 import re
@@ -29,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +63,114 @@ class Result:
     seconds: float = 0.0
     lat_ms: list[float] = field(default_factory=list)
     fsyncs: int = 0
+    server_cpu: float = 0.0  # CPU seconds of the three server processes during the cell
+    client_cpu: float = 0.0  # CPU seconds of this (load generator) process during the cell
 
     def row(self) -> str:
         lat = sorted(self.lat_ms) or [0.0]
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         per_write = self.fsyncs / self.writes_ok if self.writes_ok else 0.0
+        ops = max(1, self.ops)
         return (
             f"| {self.system} | {self.mix} | {self.clients} | {self.ops / self.seconds:.0f} | "
-            f"{p50:.1f} | {p99:.1f} | {per_write:.2f} | {self.errors} |"
+            f"{p50:.1f} | {p99:.1f} | {per_write:.2f} | {self.server_cpu / ops * 1e3:.2f} | "
+            f"{self.client_cpu / ops * 1e3:.2f} | {self.errors} |"
         )
+
+
+def proc_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the given processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def cpu_pressure() -> float | None:
+    """Seconds some task waited for a CPU, machine-wide (None without PSI)."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            for line in f:
+                if line.startswith("some"):
+                    return int(line.split("total=")[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cpu_self_and_children() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measure(make_op: MakeOp, clients: int, seconds: float, write_ratio: float, res: Result,
+            pids: list[int], procs: int) -> None:
+    """run_load plus the CPU accounting of the cell and its conditions (on stderr)."""
+    c0, s0, psi0 = _cpu_self_and_children(), proc_cpu(pids), cpu_pressure()
+    load0 = os.getloadavg()[0]
+    if procs > 1:
+        run_load_procs(make_op, clients, seconds, write_ratio, res, procs)
+    else:
+        run_load(make_op, clients, seconds, write_ratio, res)
+    c1, s1, psi1 = _cpu_self_and_children(), proc_cpu(pids), cpu_pressure()
+    res.server_cpu = s1 - s0
+    res.client_cpu = c1 - c0
+    psi = f"{(psi1 - psi0) / res.seconds:.0%}" if psi0 is not None and psi1 is not None else "n/a"
+    print(f"  {res.system} {res.mix} {clients}: load {load0:.1f} -> {os.getloadavg()[0]:.1f}, "
+          f"CPU pressure {psi}, server CPU {res.server_cpu / res.seconds:.2f} cores, "
+          f"generator {res.client_cpu / res.seconds:.2f} cores", file=sys.stderr, flush=True)
 
 
 # An operation returns True if it succeeded; it raises or returns False otherwise.
 Op = Callable[[str, bool], bool]
+MakeOp = Callable[[int], tuple[Op, Callable[[], None]]]
 
 
-def run_load(make_op: Callable[[int], tuple[Op, Callable[[], None]]], clients: int, seconds: float,
-             write_ratio: float, res: Result) -> None:
+def _load_child(make_op: MakeOp, ids: list[int], seconds: float, write_ratio: float,
+                conn: Connection) -> None:
+    sub = Result("", "", len(ids))
+    run_load(lambda j: make_op(ids[j]), len(ids), seconds, write_ratio, sub)
+    body = {"ops": sub.ops, "writes_ok": sub.writes_ok, "errors": sub.errors,
+            "seconds": sub.seconds, "lat_ms": sub.lat_ms}
+    conn.send_bytes(json.dumps(body).encode())  # JSON, not pickle
+    conn.close()
+
+
+def run_load_procs(make_op: MakeOp, clients: int, seconds: float, write_ratio: float,
+                   res: Result, procs: int) -> None:
+    """run_load spread over several forked processes (client i in process i % procs), so
+    the generator's own GIL is not shared by all clients."""
+    ctx = multiprocessing.get_context("fork")
+    children = []
+    for k in range(min(procs, clients)):
+        ids = list(range(k, clients, procs))
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_load_child, args=(make_op, ids, seconds, write_ratio, send))
+        p.start()
+        send.close()
+        children.append((p, recv))
+    for p, recv in children:
+        try:
+            body = json.loads(recv.recv_bytes())
+        except EOFError:
+            body = {"errors": 1}  # the child died: count it, do not hide it
+        p.join(timeout=seconds + 30)
+        res.ops += body.get("ops", 0)
+        res.writes_ok += body.get("writes_ok", 0)
+        res.errors += body.get("errors", 0)
+        res.seconds = max(res.seconds, body.get("seconds", 0.0))
+        res.lat_ms.extend(body.get("lat_ms", []))
+
+
+def run_load(make_op: MakeOp, clients: int, seconds: float, write_ratio: float,
+             res: Result) -> None:
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
@@ -124,7 +222,8 @@ def raftkv_fsyncs(c: Cluster) -> int:
     return total
 
 
-def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str, float]) -> list[Result]:
+def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str, float],
+                 procs: int) -> list[Result]:
     c = Cluster(root / "raftkv", spare=0)
     out = []
     try:
@@ -132,6 +231,7 @@ def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str,
         # 1-client cells talk to n1 only: whether n1 leads (no forwarding) shifts them a lot
         print(f"raftkv leader at start: {c.wait_leader()}", file=sys.stderr, flush=True)
         names = c.initial
+        pids = [m.proc.pid for m in c.members.values() if m.proc is not None]
 
         def make_op(i: int) -> tuple[Op, Callable[[], None]]:
             kc = KVClient(("127.0.0.1", c.members[names[i % 3]].client), timeout=5.0)
@@ -146,7 +246,7 @@ def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str,
             for n in levels:
                 res = Result("raftkv", mix, n)
                 before = raftkv_fsyncs(c)
-                run_load(make_op, n, seconds, ratio, res)
+                measure(make_op, n, seconds, ratio, res, pids, procs)
                 res.fsyncs = raftkv_fsyncs(c) - before
                 print(res.row(), flush=True)
                 out.append(res)
@@ -229,7 +329,8 @@ def _etcd_call(conn: http.client.HTTPConnection, path: str, body: dict[str, Any]
     return resp.status == 200
 
 
-def bench_etcd(root: Path, seconds: float, levels: list[int], mixes: dict[str, float]) -> list[Result]:
+def bench_etcd(root: Path, seconds: float, levels: list[int], mixes: dict[str, float],
+               procs: int) -> list[Result]:
     e = Etcd(root / "etcd")
     out = []
     try:
@@ -249,7 +350,7 @@ def bench_etcd(root: Path, seconds: float, levels: list[int], mixes: dict[str, f
             for n in levels:
                 res = Result("etcd 3.4", mix, n)
                 before = e.fsyncs()
-                run_load(make_op, n, seconds, ratio, res)
+                measure(make_op, n, seconds, ratio, res, [p.pid for p in e.procs], procs)
                 res.fsyncs = e.fsyncs() - before
                 print(res.row(), flush=True)
                 out.append(res)
@@ -309,21 +410,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--clients", default="1,4,16,64")
     p.add_argument("--no-etcd", action="store_true")
+    p.add_argument("--no-raftkv", action="store_true")
+    p.add_argument("--mixes", default="write-heavy,read-heavy")
+    p.add_argument("--procs", type=int, default=1,
+                   help="load generator processes (clients spread over them; default 1)")
     p.add_argument("--fsync-probe", action="store_true",
                    help="first time fsyncs alone / in sequence / at once (on stderr)")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.clients.split(",")]
-    mixes = {"write-heavy": 0.9, "read-heavy": 0.1}
+    all_mixes = {"write-heavy": 0.9, "read-heavy": 0.1}
+    mixes = {m: all_mixes[m] for m in args.mixes.split(",")}
     root = Path(tempfile.mkdtemp(prefix="raftkv-bench-"))
-    print("| system | mix | clients | ops/s | p50 ms | p99 ms | fsyncs/write | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| system | mix | clients | ops/s | p50 ms | p99 ms | fsyncs/write "
+          "| server CPU ms/op | generator CPU ms/op | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         if args.fsync_probe:
             print(fsync_probe(root), file=sys.stderr, flush=True)
-        bench_raftkv(root, args.seconds, levels, mixes)
+        if not args.no_raftkv:
+            bench_raftkv(root, args.seconds, levels, mixes, args.procs)
         if not args.no_etcd:
             if Path(ETCD).exists():
-                bench_etcd(root, args.seconds, levels, mixes)
+                bench_etcd(root, args.seconds, levels, mixes, args.procs)
             else:
                 print(f"(etcd skipped: {ETCD} not installed)")
     finally:

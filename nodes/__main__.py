@@ -54,15 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     except OSError as e:
         return _fail(f"{cfg.data_dir}: {e.strerror or e}")
-    clients.attach(node)
+    clients.attach(node)  # served by the node loop itself
     admin.attach(node)
     node.start()
-    servers = [
-        threading.Thread(target=clients.serve_forever, name="client-server", daemon=True),
-        threading.Thread(target=admin.serve_forever, name="admin-server", daemon=True),
-    ]
-    for t in servers:
-        t.start()
+    threading.Thread(target=admin.serve_forever, name="admin-server", daemon=True).start()
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -74,14 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     while not done.wait(0.5):
         if node.stopped.is_set():
             log.error("node loop stopped unexpectedly")
-            clients.shutdown()
             admin.shutdown()
             return 1
     log.info("SIGTERM: shutting down")
-    clients.shutdown()
     admin.shutdown()
     node.stop()
-    clients.server_close()
+    clients.close()
     admin.server_close()
     return 0
 

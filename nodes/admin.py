@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from nodes.events import node_name
 from nodes.options import ConfigError, parse_addr, parse_name
 from nodes.raft import ConfChange, ConfChangeType, ProposalDropped
+from nodes.status import status_document
 
 if TYPE_CHECKING:
     from nodes.node import Node
@@ -109,7 +110,8 @@ class Admin:
             raise AdminFailure(503, str(e)) from e
 
     def status(self, body: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._wait(self.node.call(self.node.status), 2.0)
+        node = self.node
+        result: dict[str, Any] = self._wait(node.call(lambda: status_document(node)), 2.0)
         return result
 
     def _node_id(self, body: dict[str, Any], field: str) -> int:

@@ -1,75 +1,173 @@
-"""The client protocol server: one thread per connection, one request at a time on each.
+"""The client protocol server, run by the node loop thread through its Poller.
 
-Requests go to the node loop as futures; a write whose outcome is not known in time is
-answered ``info`` (it may still commit), never ``fail``.
+The loop reads a request line, submits it without a thread hand-off, and writes the reply
+from the future's callback (futures of client requests are completed on the loop thread).
+Requests on one connection are served one at a time, in order. A write whose outcome is not
+known in time is answered ``info`` (it may still commit), never ``fail``; the loop expires
+waiting requests itself at their deadline (nodes/pending.py).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import socketserver
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections import deque
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from nodes.protocol import MAX_LINE, ProtocolError, Reply, parse_request
+from nodes.protocol import MAX_LINE, ProtocolError, Reply, Request, parse_request
 
 if TYPE_CHECKING:
     from nodes.node import Node
+    from nodes.poller import Poller
 
 log = logging.getLogger(__name__)
 
-GRACE = 0.5  # the loop expires requests itself; this only guards against a stuck loop
+RECV_BYTES = 1 << 16
+BACKLOG = 128
+MAX_QUEUED = 1024  # requests read ahead of their turn; more breaks "one request at a time"
 
 
-class _Handler(socketserver.StreamRequestHandler):
-    server: ClientServer
+class _Conn:
+    def __init__(self, server: ClientServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.lines: deque[bytes] = deque()
+        self.busy = False  # a request of this connection is being served
+        self.closed = False
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def on_read(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        self.rbuf += data
+        while True:
+            nl = self.rbuf.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.rbuf[: nl + 1])
+            del self.rbuf[: nl + 1]
+            if line.strip():
+                self.lines.append(line)
+        if len(self.rbuf) > MAX_LINE:
+            self.rbuf.clear()
+            self.lines.append(b"")  # answered as a bad request, as a too-long line
+        if len(self.lines) > MAX_QUEUED:
+            # nothing bounds the replies such a client leaves unread: drop it (its writes in
+            # flight are indeterminate to it, as after any lost connection)
+            log.warning("client server: more than %d requests queued on one connection; closing", MAX_QUEUED)
+            self.close()
+            return
+        self._next()
 
-    def handle(self) -> None:
-        node = self.server.node
-        while not node.stopped.is_set():
+    def _next(self) -> None:
+        while not self.busy and self.lines and not self.closed:
+            line = self.lines.popleft()
             try:
-                line = self.rfile.readline(MAX_LINE)
-            except OSError:
-                return
-            if not line:
-                return
-            if not line.strip():
+                if not line:
+                    raise ProtocolError(f"request line longer than {MAX_LINE} bytes")
+                req = parse_request(line)
+            except ProtocolError as e:
+                self._write(Reply("fail", error=f"bad-request: {e}").to_line())
                 continue
-            reply = self._serve(node, line)
-            try:
-                self.wfile.write(reply.to_line())
-                self.wfile.flush()
-            except OSError:
-                return
+            self.busy = True
+            fut = self.server.node.submit(req, from_loop=True)
+            fut.add_done_callback(lambda f, req=req: self._answer(req, f))  # type: ignore[misc]
 
-    def _serve(self, node: Node, line: bytes) -> Reply:
+    def _answer(self, req: Request, fut: Future[Reply]) -> None:
+        reply = fut.result()
+        self.busy = False
+        if self.closed:
+            return
+        self._write(Reply(reply.status, reply.value, reply.error, reply.leader, req.id).to_line())
+        self._next()
+
+    def _write(self, data: bytes) -> None:
+        if self.wbuf:
+            self.wbuf += data
+            return
         try:
-            req = parse_request(line)
-        except ProtocolError as e:
-            return Reply("fail", error=f"bad-request: {e}")
-        fut = node.submit(req)
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.close()
+            return
+        if n < len(data):
+            self.wbuf += data[n:]
+            self.server.poller().want_write(self.sock, self._on_write)
+
+    def _on_write(self) -> None:
         try:
-            reply = fut.result(timeout=node.cfg.request_timeout + GRACE)
-        except FutureTimeout:
-            status = "fail" if req.op == "get" else "info"
-            reply = Reply(status, error="timeout")
-        return Reply(reply.status, reply.value, reply.error, reply.leader, req.id)
+            n = self.sock.send(self.wbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        del self.wbuf[:n]
+        if not self.wbuf:
+            self.server.poller().want_write(self.sock, None)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.server.poller().unregister(self.sock)
+        self.server.conns.discard(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
-class ClientServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+class ClientServer:
+    """Binds at construction (a busy port is reported before the data dir is touched)."""
 
-    node: Node  # set by attach() before serve_forever()
+    node: Node  # set by attach()
 
     def __init__(self, addr: tuple[str, int]) -> None:
-        super().__init__(addr, _Handler)
+        self.sock = socket.create_server(addr, backlog=BACKLOG)
+        self.sock.setblocking(False)
+        self.conns: set[_Conn] = set()
 
     def attach(self, node: Node) -> None:
+        """Serve on node's loop; call before node.start() (the poller is not yet waited on)."""
         self.node = node
+        node.poller.register(self.sock, self._accept)
+
+    def poller(self) -> Poller:
+        return self.node.poller
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                log.warning("client server: accept: %s", e)
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            c = _Conn(self, conn)
+            self.conns.add(c)
+            self.node.poller.register(conn, c.on_read)
+
+    def close(self) -> None:
+        """Close the listener and every connection; call once the node loop has stopped."""
+        self.node.poller.unregister(self.sock)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for c in list(self.conns):
+            c.close()

@@ -16,9 +16,13 @@ safe with this core and node loop:
   any uncommitted tail, they are kept or overwritten by the next leader.
 
 Everything that carries this node's own promise stays behind the fsync: vote and pre-vote
-responses, append and heartbeat responses, any message of a non-leader, and every message
-of a Ready that changes term or vote or installs a snapshot (the term the appends claim must
-be durable first).
+responses, append and heartbeat responses, any other message of a non-leader, and every
+message of a Ready that changes term or vote or installs a snapshot (the term the appends
+claim must be durable first).
+
+A follower's forwarded proposals and read requests (MsgProp, MsgReadIndex) go early too: they
+travel as local messages (term 0) and promise nothing -- the leader decides everything about
+them -- so making them wait for the follower's fsync of unrelated entries only adds latency.
 """
 
 from __future__ import annotations
@@ -27,17 +31,25 @@ from nodes.raft import HardState, Message, MessageType, Ready, StateType
 
 # The leader's replication traffic: it asserts only the leader's log, never a promise.
 EARLY_TYPES = frozenset({MessageType.APP, MessageType.HEARTBEAT})
+# Requests forwarded to the leader (term 0, no promise of this node in them).
+FORWARD_TYPES = frozenset({MessageType.PROP, MessageType.READ_INDEX})
 
 
 def split_messages(
     rd: Ready, role: StateType, durable: HardState
 ) -> tuple[list[Message], list[Message]]:
     """(sent before the fsync, sent after it); `durable` is the last hard state on disk."""
-    if role != StateType.LEADER or not rd.snapshot.is_empty():
+    if not rd.snapshot.is_empty():
         return [], list(rd.messages)
     hs = rd.hard_state
-    if not hs.is_empty() and (hs.term, hs.vote) != (durable.term, durable.vote):
-        return [], list(rd.messages)
-    early = [m for m in rd.messages if m.type in EARLY_TYPES]
-    late = [m for m in rd.messages if m.type not in EARLY_TYPES]
+    replicate = role == StateType.LEADER and (
+        hs.is_empty() or (hs.term, hs.vote) == (durable.term, durable.vote)
+    )
+    early: list[Message] = []
+    late: list[Message] = []
+    for m in rd.messages:
+        if m.type in FORWARD_TYPES or (replicate and m.type in EARLY_TYPES):
+            early.append(m)
+        else:
+            late.append(m)
     return early, late

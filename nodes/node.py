@@ -1,10 +1,12 @@
 """The node loop: one thread owns the RawNode, the WAL, the state machine and the event log.
 
-Other threads (peer readers, client and admin handlers) only put items on the inbox. Each
-iteration drains the whole inbox into the RawNode (so many proposals share one fsync: group
-commit), ticks on the monotonic clock, then handles Ready in etcd's order: persist snapshot,
-entries and hard state, fsync if must_sync, send messages, apply committed entries, advance
--- except that a leader's appends are sent before its fsync (nodes/early_send.py).
+The loop thread waits on a Poller (nodes/poller.py) and reads peer frames itself; other
+threads (client and admin handlers, peer senders) append items to the inbox and wake it.
+Each iteration drains the whole inbox into the RawNode (so many proposals share one fsync:
+group commit), ticks on the monotonic clock, then handles Ready in etcd's order: persist
+snapshot, entries and hard state, fsync if must_sync, send messages, apply committed
+entries, advance -- except that a leader's appends are sent before its fsync
+(nodes/early_send.py).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import itertools
 import json
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from nodes.events import EventLog, digest, node_name
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
 from nodes.pending import ConfWait, Pending, ReadWait, WriteWait
+from nodes.poller import Poller
 from nodes.protocol import ProtocolError, Reply, Request, decode_command, encode_command
 from nodes.raft import (
     ConfChange,
@@ -45,6 +48,7 @@ from nodes.raft import (
     codec,
 )
 from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
+from nodes.snapwriter import SnapshotWriter
 from nodes.transport import Transport
 from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot, fsync_dir
 
@@ -87,6 +91,13 @@ class _Get:
 @dataclass
 class _Stop:
     pass
+
+
+@dataclass
+class _LocalSnapDone:
+    index: int
+    term: int
+    durable: bool
 
 
 class NodeError(Exception):
@@ -137,8 +148,11 @@ class Node:
                 self.rn.bootstrap(sorted(cfg.peers))
         except RaftError as e:
             raise NodeError(f"raft: {e}") from e
-        self.inbox: queue.Queue[Any] = queue.Queue()
+        # items from other threads; deque appends are atomic, the poller wakes the loop
+        self.inbox: deque[Any] = deque()
+        self.poller = Poller()
         self.pending = Pending()
+        self._proposals: list[tuple[str, WriteWait]] = []  # this iteration's writes
         self._rid = itertools.count(1)
         # request ids must never repeat, also after a wipe resets the boot counter: a random
         # per-process nonce keeps an old incarnation's entry from answering a new request
@@ -157,12 +171,16 @@ class Node:
                 cfg.listen,
                 {k: v for k, v in cfg.peers.items() if k != cfg.raft_id},
                 on_frame=self._on_frame,
-                on_unreachable=lambda p: self.inbox.put(_Unreachable(p)),
-                on_snapshot_status=lambda p, ok: self.inbox.put(_SnapStatus(p, ok)),
+                on_unreachable=lambda p: self.post(_Unreachable(p)),
+                on_snapshot_status=lambda p, ok: self.post(_SnapStatus(p, ok)),
+                poller=self.poller,
             )
         except OSError as e:
             raise NodeError(f"--listen {cfg.listen[0]}:{cfg.listen[1]}: {e.strerror or e}") from e
         self._thread = threading.Thread(target=self._loop, name="raft-loop", daemon=True)
+        self.snap_writer = SnapshotWriter(
+            cfg.data_dir / "snap", lambda i, t, ok: self.post(_LocalSnapDone(i, t, ok))
+        )
         hs = disk.hard_state
         self.events.emit(
             "boot",
@@ -186,31 +204,40 @@ class Node:
         self._thread.start()
 
     def stop(self) -> None:
-        self.inbox.put(_Stop())
+        self.post(_Stop())
         self._thread.join(timeout=5.0)
         self.transport.stop()
+        self.poller.close()
+
+    def post(self, item: Any) -> None:
+        """Hand an item to the loop thread (from any thread)."""
+        self.inbox.append(item)
+        self.poller.wake()
 
     def _on_frame(self, payload: bytes) -> None:
+        """Called on the loop thread itself (the transport reads through our poller)."""
         try:
             m = codec.decode_message(payload)
         except ValueError as e:
             log.warning("transport: undecodable peer message dropped: %s", e)
             return
-        self.inbox.put(m)
+        self.inbox.append(m)
 
-    def submit(self, req: Request) -> Future[Reply]:
+    def submit(self, req: Request, from_loop: bool = False) -> Future[Reply]:
+        """Queue a client request; the future is completed on the loop thread."""
         fut: Future[Reply] = Future()
         deadline = time.monotonic() + self.cfg.request_timeout
-        if req.op == "get":
-            self.inbox.put(_Get(req, fut, deadline))
+        item = _Get(req, fut, deadline) if req.op == "get" else WriteWait(req, fut, deadline)
+        if from_loop:
+            self.inbox.append(item)  # drained in this same iteration: no wake-up needed
         else:
-            self.inbox.put(WriteWait(req, fut, deadline))
+            self.post(item)
         return fut
 
     def call(self, fn: Callable[[], Any]) -> Future[Any]:
         """Run fn on the loop thread (admin operations need a consistent RawNode)."""
         fut: Future[Any] = Future()
-        self.inbox.put(_Admin(fn, fut))
+        self.post(_Admin(fn, fut))
         return fut
 
     # ---- the loop ----
@@ -219,25 +246,20 @@ class Node:
         tick = self.cfg.tick_interval_ms / 1000.0
         next_tick = time.monotonic() + tick
         try:
+            inbox = self.inbox
             while True:
-                try:
-                    item = self.inbox.get(timeout=max(0.0, next_tick - time.monotonic()))
-                except queue.Empty:
-                    item = None
+                # peer frames read here land in the inbox too
+                self.poller.wait(0.0 if inbox else max(0.0, next_tick - time.monotonic()))
                 stop = False
                 n = 0
-                while item is not None:
+                while inbox and n < MAX_DRAIN:
+                    item = inbox.popleft()
                     if isinstance(item, _Stop):
                         stop = True
                     else:
                         self._handle(item)
                     n += 1
-                    if n >= MAX_DRAIN:
-                        break
-                    try:
-                        item = self.inbox.get_nowait()
-                    except queue.Empty:
-                        item = None
+                self._flush_proposals()
                 self._flush_reads()
                 now = time.monotonic()
                 if next_tick - now > tick:
@@ -265,6 +287,7 @@ class Node:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        self.snap_writer.stop()
         try:
             self.wal.close()  # fsyncs: the last commit index is durable now
             self._commit_event()
@@ -280,6 +303,8 @@ class Node:
             self._read(item.req, item.future, item.deadline)
         elif isinstance(item, _Unreachable):
             self.rn.report_unreachable(item.peer)
+        elif isinstance(item, _LocalSnapDone):
+            self._local_snapshot_durable(item)
         elif isinstance(item, _SnapStatus):
             self.rn.report_snapshot(item.peer, item.ok)
         elif isinstance(item, _Admin):
@@ -297,13 +322,23 @@ class Node:
         return node_name(self.lead) if self.lead else None
 
     def _propose(self, w: WriteWait) -> None:
-        rid = self.next_rid()
-        try:
-            self.rn.propose(encode_command(rid, w.req))
-        except ProposalDropped:
-            w.future.set_result(Reply("fail", error="not-leader", leader=self._leader_hint()))
+        self._proposals.append((self.next_rid(), w))
+
+    def _flush_proposals(self) -> None:
+        """Every write that arrived in this iteration goes into one proposal, so the leader
+        sends one append per follower for all of them (and a follower forwards one MsgProp)."""
+        if not self._proposals:
             return
-        self.pending.writes[rid] = w
+        batch, self._proposals = self._proposals, []
+        try:
+            self.rn.propose_batch([encode_command(rid, w.req) for rid, w in batch])
+        except ProposalDropped:
+            hint = self._leader_hint()
+            for _, w in batch:
+                w.future.set_result(Reply("fail", error="not-leader", leader=hint))
+            return
+        for rid, w in batch:
+            self.pending.writes[rid] = w
 
     def _read(self, req: Request, fut: Future[Reply], deadline: float) -> None:
         mode = req.read or self.cfg.read_mode
@@ -348,6 +383,10 @@ class Node:
             self.wal.save(None if hs.is_empty() else hs, rd.entries)
             must_sync = rd.must_sync
         self._send(early)
+        # entries committed in earlier Readys are already on this disk (their Ready was
+        # fsynced before the loop stepped anything further): apply them, and answer their
+        # clients, while this Ready's own entries are being fsynced, as etcd does
+        applied_early = self._apply_durable(rd)
         if must_sync:
             self.wal.sync()
             self._synced = True
@@ -363,17 +402,45 @@ class Node:
         self._send(late)
         for rs in rd.read_states:
             self.pending.read_state(rs.request_ctx, rs.index)
-        if rd.committed_entries:
-            self._apply(rd.committed_entries)
+        if len(rd.committed_entries) > applied_early:
+            self._apply(rd.committed_entries[applied_early:])
         self.rn.advance(rd)
-        if self.applied - self.snapshot_index >= self.cfg.snapshot_count:
-            self.compact(keep=AUTO_COMPACT_KEEP)
+        if self.applied - self.snapshot_index >= self.cfg.snapshot_count and not self.snap_writer.busy:
+            self.compact(keep=AUTO_COMPACT_KEEP, background=True)
+
+    def _apply_durable(self, rd: Ready) -> int:
+        """Apply the committed entries of rd that an earlier Ready made durable; how many.
+
+        Only in the steady state (no snapshot, role, term or vote change in rd), so the
+        event log keeps its order relative to role and vote events."""
+        ents = rd.committed_entries
+        if not ents or rd.soft_state is not None or not rd.snapshot.is_empty():
+            return 0
+        hs, prev = rd.hard_state, self.rn.prev_hard_state
+        if not hs.is_empty() and (hs.term, hs.vote) != (prev.term, prev.vote):
+            return 0
+        n = len(ents)
+        if rd.entries:
+            first_new = rd.entries[0].index
+            n = 0
+            while n < len(ents) and ents[n].index < first_new:
+                n += 1
+        if n:
+            self._apply(ents[:n])
+        return n
 
     def _send(self, msgs: list[Message]) -> None:
+        """One write per peer: each frame sent alone would wake the receiver once per message."""
+        batches: dict[int, list[bytes]] = {}
         for m in msgs:
             if m.to == self.cfg.raft_id:
                 continue
-            self.transport.send(m.to, codec.encode_message(m), snapshot=m.type == MessageType.SNAP)
+            if m.type == MessageType.SNAP:
+                self.transport.send(m.to, codec.encode_message(m), snapshot=True)
+                continue
+            batches.setdefault(m.to, []).append(codec.encode_message(m))
+        for to, payloads in batches.items():
+            self.transport.send_batch(to, payloads)
 
     def _durable_events(self, hs: HardState, soft_changed: bool) -> None:
         term_changed = not hs.is_empty() and hs.term != self.term
@@ -482,27 +549,40 @@ class Node:
 
     # ---- operations run on the loop thread (admin) ----
 
-    def compact(self, keep: int = 0) -> dict[str, int]:
-        """Snapshot the state machine at the applied index and drop the log behind it."""
+    def compact(self, keep: int = 0, background: bool = False) -> dict[str, int]:
+        """Snapshot the state machine at the applied index and drop the log behind it.
+
+        With background, the file is written by the snapshot writer and the WAL learns of
+        it (and releases segments) once it is durable; the admin API's compaction waits."""
         idx = self.applied
         if idx <= self.snapshot_index:
             return {"index": self.snapshot_index, "compacted": 0}
         data = self.kv.snapshot()
         s = self.storage.create_snapshot(idx, self.conf_state, data)
         md = s.metadata
-        snap.save(
-            self.cfg.data_dir / "snap",
-            snap.SnapshotFile(idx, md.term, self.conf_state.voters, self.conf_state.learners, data),
-        )
-        self.wal.save_snapshot(WalSnapshot(idx, md.term, SNAP_LOCAL))
+        sf = snap.SnapshotFile(idx, md.term, self.conf_state.voters, self.conf_state.learners, data)
+        if background:
+            self.snap_writer.submit(sf)
+        else:
+            snap.save(self.cfg.data_dir / "snap", sf)
         self.snapshot_index = idx
         upto = idx - keep
         if upto >= self.storage.first_index():
-            self.storage.compact(upto)
-        self.wal.release_to(idx)
-        self.events.emit("snapshot", flush=True, index=idx, term=md.term, source="local")
-        log.info("snapshot at index %d; log compacted to %d", idx, upto)
+            self.storage.compact(upto)  # in memory only: the WAL keeps the entries for now
+        if not background:
+            self._local_snapshot_durable(_LocalSnapDone(idx, md.term, True))
         return {"index": idx, "compacted": max(0, upto)}
+
+    def _local_snapshot_durable(self, done: _LocalSnapDone) -> None:
+        """The snapshot file at done.index is on disk: record it and release the WAL."""
+        if done.index == self.snap_writer.pending_index:
+            self.snap_writer.busy = False
+        if not done.durable or done.index <= self.wal.snapshot_index:
+            return  # failed (logged), or a newer snapshot was recorded meanwhile
+        self.wal.save_snapshot(WalSnapshot(done.index, done.term, SNAP_LOCAL), sync=False)
+        self.wal.release_to(done.index)
+        self.events.emit("snapshot", flush=True, index=done.index, term=done.term, source="local")
+        log.info("snapshot at index %d durable; WAL released up to it", done.index)
 
     def propose_conf(self, cc: ConfChange, rid: str, fut: Future[Any]) -> None:
         try:
@@ -514,30 +594,3 @@ class Node:
 
     def next_rid(self) -> str:
         return f"{self._rid_prefix}.{next(self._rid)}"
-
-    def status(self) -> dict[str, Any]:
-        """The admin /status document (run on the loop thread via call())."""
-        st = self.rn.status()
-        progress = {
-            node_name(pid): {"match": p.match, "next": p.next, "state": p.state.name.lower()}
-            for pid, p in st.progress.items()
-        }
-        return {
-            "id": self.cfg.name,
-            "role": ROLE_NAMES[st.soft_state.raft_state],
-            "term": st.hard_state.term,
-            "lead": node_name(st.soft_state.lead) if st.soft_state.lead else None,
-            "commit": st.hard_state.commit,
-            "applied": self.applied,
-            "voters": [node_name(v) for v in sorted(self.conf_state.voters)],
-            "learners": [node_name(v) for v in sorted(self.conf_state.learners)],
-            "progress": progress,
-            "quiesced": self.quiesced,
-            "bugs": sorted(self.cfg.bugs.names),
-            "boot": self.boot,
-            "snapshot_index": self.snapshot_index,
-            "last_index": self.storage.last_index(),
-            "fsyncs": self.wal.fsyncs,
-            "read_mode": self.cfg.read_mode,
-        }
-

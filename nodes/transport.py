@@ -2,24 +2,34 @@
 
 A frame is ``length u32 | crc32 u32 | payload`` (big-endian); a bad length or checksum (a
 proxy that dropped bytes mid-stream) closes the connection, and the sender reconnects.
-Each peer has a bounded queue and a sender thread that batches everything queued into one
-write, reconnects with exponential backoff, and reports failures (unreachable peer, failed
-snapshot) through callbacks, which the node turns into Raft's report_unreachable /
-report_snapshot. Messages that cannot be sent are dropped: Raft retransmits.
-Inbound connections are accepted on the listen address; every frame goes to ``on_frame``.
+
+Inbound connections are accepted and read by the thread that runs the Poller (the node loop
+itself, so a frame is decoded and stepped without a thread hand-off; standalone, the
+transport runs its own poller thread); every frame goes to ``on_frame``.
+
+Outbound, the caller writes a frame straight to the peer's non-blocking socket when that
+link is connected and idle. Everything else -- the first connect, reconnects with
+exponential backoff, a socket buffer that is full, snapshots -- goes through the peer's
+bounded queue and sender thread, which batches whatever is queued into one write and reports
+failures (unreachable peer, failed snapshot) through callbacks, which the node turns into
+Raft's report_unreachable / report_snapshot. Messages that cannot be sent are dropped: Raft
+retransmits.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import select
 import socket
 import struct
 import threading
+import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from nodes.poller import Poller
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,7 @@ CONNECT_TIMEOUT = 1.0
 SEND_TIMEOUT = 3.0
 BACKOFF_MIN = 0.02
 BACKOFF_MAX = 0.5
+RECV_BYTES = 1 << 18
 
 
 def frame(payload: bytes) -> bytes:
@@ -39,8 +50,9 @@ def frame(payload: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Outgoing:
-    payload: bytes
+    wire: bytes  # framed bytes
     snapshot: bool = False  # report_snapshot after it is written (or fails)
+    partial: bool = False  # the rest of a frame already begun on the current connection
 
 
 def _still_open(sock: socket.socket) -> bool:
@@ -52,6 +64,23 @@ def _still_open(sock: socket.socket) -> bool:
     return not readable
 
 
+def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
+    """sendall for a non-blocking socket, giving up after timeout seconds."""
+    view = memoryview(data)
+    deadline = time.monotonic() + timeout
+    while view:
+        try:
+            n = sock.send(view)
+        except BlockingIOError:
+            n = 0
+        view = view[n:]
+        if view:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("send timed out")
+            select.select([], [sock], [], left)
+
+
 class _Peer:
     """Sender side of one directed link."""
 
@@ -59,68 +88,104 @@ class _Peer:
         self.t = transport
         self.id = peer_id
         self.addr = addr
-        self.q: queue.Queue[Outgoing | None] = queue.Queue(maxsize=QUEUE_SIZE)
-        self.sock: socket.socket | None = None
+        self.cond = threading.Condition()
+        self.pending: deque[Outgoing] = deque()
+        self.busy = False  # the sender thread is writing a batch: callers must queue
+        self.stopping = False
+        self.sock: socket.socket | None = None  # connected, non-blocking
         self.thread = threading.Thread(target=self._run, name=f"send-n{peer_id}", daemon=True)
         self.thread.start()
 
-    def enqueue(self, item: Outgoing) -> bool:
-        try:
-            self.q.put_nowait(item)
+    def send(self, wire: bytes, snapshot: bool) -> bool:
+        """Write framed bytes at once if the link is idle, else queue; False if the queue is
+        full."""
+        with self.cond:
+            sock = self.sock
+            if sock is not None and not self.busy and not self.pending and not snapshot:
+                n = self._try_write(sock, wire)
+                if n == len(wire):
+                    return True
+                if n > 0:
+                    self.pending.append(Outgoing(wire[n:], partial=True))
+                    self.cond.notify()
+                    return True
+            if len(self.pending) >= QUEUE_SIZE:
+                return False
+            self.pending.append(Outgoing(wire, snapshot))
+            self.cond.notify()
             return True
-        except queue.Full:
-            return False
 
-    def _drain(self, first: Outgoing) -> list[Outgoing]:
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                item = self.q.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self.q.put_nowait(None)  # keep the stop signal for the loop
-                break
-            batch.append(item)
-        return batch
+    @staticmethod
+    def _try_write(sock: socket.socket, wire: bytes) -> int:
+        """Bytes written without blocking; -1 if the link looks dead (the sender reconnects)."""
+        if not _still_open(sock):
+            return -1  # the far end (or a proxy healing a cut) closed it
+        try:
+            return sock.send(wire)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self._close()
+
+    def _take_batch(self) -> list[Outgoing] | None:
+        with self.cond:
+            while not self.pending and not self.stopping and not self.t.stopped.is_set():
+                self.cond.wait(0.5)
+            if self.stopping or self.t.stopped.is_set():
+                return None
+            batch = []
+            while self.pending and len(batch) < MAX_BATCH:
+                batch.append(self.pending.popleft())
+            self.busy = True
+            return batch
 
     def _connect(self) -> socket.socket:
         s = socket.create_connection(self.addr, timeout=CONNECT_TIMEOUT)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.settimeout(SEND_TIMEOUT)
+        s.setblocking(False)
         return s
 
+    def _reconnect(self, batch: list[Outgoing]) -> tuple[socket.socket, bytes]:
+        """A new connection, and the batch without the tail of a frame begun on the old one."""
+        self._close()
+        sock = self._connect()
+        with self.cond:
+            self.sock = sock
+        return sock, b"".join(o.wire for o in batch if not o.partial)
+
     def _close(self) -> None:
-        if self.sock is not None:
+        with self.cond:
+            sock, self.sock = self.sock, None
+        if sock is not None:
             try:
-                self.sock.close()
+                sock.close()
             except OSError:
                 pass
-            self.sock = None
 
     def _run(self) -> None:
         backoff = BACKOFF_MIN
-        while not self.t.stopped.is_set():
-            item = self.q.get()
-            if item is None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
                 break
-            batch = self._drain(item)
-            data = b"".join(frame(o.payload) for o in batch)
             try:
-                if self.sock is not None and not _still_open(self.sock):
-                    self._close()  # the far end (or a proxy healing a cut) closed it
-                fresh = self.sock is None
-                if self.sock is None:
-                    self.sock = self._connect()
-                try:
-                    self.sock.sendall(data)
-                except OSError:
-                    if fresh:
-                        raise
-                    # an old connection may have died unseen: one immediate retry on a new one
-                    self._close()
-                    self.sock = self._connect()
-                    self.sock.sendall(data)
+                sock = self.sock
+                if sock is not None and _still_open(sock):
+                    try:
+                        _send_all(sock, b"".join(o.wire for o in batch), SEND_TIMEOUT)
+                    except OSError:
+                        # an old connection may have died unseen: one retry on a new one
+                        sock, data = self._reconnect(batch)
+                        _send_all(sock, data, SEND_TIMEOUT)
+                else:
+                    sock, data = self._reconnect(batch)
+                    _send_all(sock, data, SEND_TIMEOUT)
                 backoff = BACKOFF_MIN
                 for o in batch:
                     if o.snapshot:
@@ -128,25 +193,24 @@ class _Peer:
             except OSError as e:
                 log.debug("transport: send to n%d at %s failed: %s", self.id, self.addr, e)
                 self._close()
+                with self.cond:
+                    self.busy = False
                 self._fail(batch)
                 # wait before reconnecting; whatever piles up meanwhile is stale: drop it
                 if self.t.stopped.wait(backoff):
                     break
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 self._fail(self._drop_queued())
+            finally:
+                with self.cond:
+                    self.busy = False
         self._close()
 
     def _drop_queued(self) -> list[Outgoing]:
-        dropped: list[Outgoing] = []
-        while True:
-            try:
-                item = self.q.get_nowait()
-            except queue.Empty:
-                return dropped
-            if item is None:
-                self.q.put_nowait(None)
-                return dropped
-            dropped.append(item)
+        with self.cond:
+            dropped = list(self.pending)
+            self.pending.clear()
+        return dropped
 
     def _fail(self, batch: list[Outgoing]) -> None:
         if not batch:
@@ -157,6 +221,58 @@ class _Peer:
                 self.t.on_snapshot_status(self.id, False)
 
 
+class _Inbound:
+    """One accepted connection, read by the poller thread; frames go to on_frame."""
+
+    def __init__(self, t: Transport, sock: socket.socket) -> None:
+        self.t = t
+        self.sock = sock
+        self.buf = bytearray()
+
+    def on_read(self) -> None:
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        buf = self.buf
+        buf += data
+        off = 0
+        size = len(buf)
+        frames = []
+        while size - off >= FRAME.size:
+            n, crc = FRAME.unpack_from(buf, off)
+            if n > MAX_FRAME:
+                log.warning("transport: frame of %d bytes from a peer; closing", n)
+                self.close()
+                break
+            end = off + FRAME.size + n
+            if end > size:
+                break
+            payload = bytes(buf[off + FRAME.size : end])
+            if zlib.crc32(payload) != crc:
+                log.warning("transport: frame checksum mismatch; closing the connection")
+                self.close()
+                break
+            frames.append(payload)
+            off = end
+        del buf[:off]
+        for p in frames:  # the frames before a bad one are good: deliver them
+            self.t.on_frame(p)
+
+    def close(self) -> None:
+        self.t.poller.unregister(self.sock)
+        self.t.inbound.discard(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 class Transport:
     def __init__(
         self,
@@ -165,21 +281,34 @@ class Transport:
         on_frame: Callable[[bytes], None],
         on_unreachable: Callable[[int], None],
         on_snapshot_status: Callable[[int, bool], None],
+        poller: Poller | None = None,
     ) -> None:
+        """With a poller, its owner's thread reads inbound frames (it must call poller.wait);
+        without one, start() runs a poller thread of the transport's own."""
         self.listen = listen
         self.addrs = dict(peers)
         self.on_frame = on_frame
         self.on_unreachable = on_unreachable
         self.on_snapshot_status = on_snapshot_status
         self.stopped = threading.Event()
+        self._own_poller = poller is None
+        self.poller = poller if poller is not None else Poller()
         self._peers: dict[int, _Peer] = {}
         self._lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
+        self.inbound: set[_Inbound] = set()
         self._server = socket.create_server(listen, reuse_port=False)
-        self._accept_thread = threading.Thread(target=self._accept, name="peer-accept", daemon=True)
+        self._server.setblocking(False)
+        self._io_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._accept_thread.start()
+        self.poller.register(self._server, self._accept)
+        if self._own_poller:
+            self._io_thread = threading.Thread(target=self._io, name="peer-io", daemon=True)
+            self._io_thread.start()
+
+    def _io(self) -> None:
+        while not self.stopped.is_set():
+            self.poller.wait(0.5)
 
     def set_peer(self, peer_id: int, addr: tuple[str, int]) -> None:
         """Learn (or change) the address of a peer, e.g. from a conf change."""
@@ -189,9 +318,17 @@ class Transport:
             self.addrs[peer_id] = addr
             old = self._peers.pop(peer_id, None)
         if old is not None:
-            old.q.put(None)
+            old.stop()
 
     def send(self, to: int, payload: bytes, snapshot: bool = False) -> None:
+        self._send(to, frame(payload), snapshot)
+
+    def send_batch(self, to: int, payloads: list[bytes]) -> None:
+        """Several messages to one peer in one write (one wake-up of the receiver)."""
+        if payloads:
+            self._send(to, b"".join(frame(p) for p in payloads), False)
+
+    def _send(self, to: int, wire: bytes, snapshot: bool) -> None:
         with self._lock:
             peer = self._peers.get(to)
             if peer is None:
@@ -201,72 +338,42 @@ class Transport:
                     peer = None
                 else:
                     peer = self._peers[to] = _Peer(self, to, addr)
-        if peer is None or not peer.enqueue(Outgoing(payload, snapshot)):
+        if peer is None or not peer.send(wire, snapshot):
             self.on_unreachable(to)
             if snapshot:
                 self.on_snapshot_status(to, False)
 
     def _accept(self) -> None:
-        while not self.stopped.is_set():
+        while True:
             try:
                 conn, _ = self._server.accept()
-            except OSError:
-                break
+            except BlockingIOError:
+                return
+            except OSError as e:
+                log.warning("transport: accept: %s", e)
+                return
+            conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._read, args=(conn,), name="peer-read", daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
-        f = conn.makefile("rb", buffering=1 << 16)
-        try:
-            while not self.stopped.is_set():
-                head = f.read(FRAME.size)
-                if len(head) < FRAME.size:
-                    break
-                n, crc = FRAME.unpack(head)
-                if n > MAX_FRAME:
-                    log.warning("transport: frame of %d bytes from a peer; closing", n)
-                    break
-                payload = f.read(n)
-                if len(payload) < n:
-                    break
-                if zlib.crc32(payload) != crc:
-                    log.warning("transport: frame checksum mismatch; closing the connection")
-                    break
-                self.on_frame(payload)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            try:
-                f.close()
-                conn.close()
-            except OSError:
-                pass
+            inb = _Inbound(self, conn)
+            self.inbound.add(inb)
+            self.poller.register(conn, inb.on_read)
 
     def stop(self) -> None:
+        """Close every link; with a shared poller, call after its owner stopped waiting."""
         self.stopped.set()
-        try:
-            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread on Linux
-        except OSError:
-            pass
+        if self._io_thread is not None:
+            self.poller.wake()
+            self._io_thread.join(timeout=5.0)
+        self.poller.unregister(self._server)
         try:
             self._server.close()
         except OSError:
             pass
         with self._lock:
             peers = list(self._peers.values())
-            conns = list(self._conns)
         for p in peers:
-            try:
-                p.q.put_nowait(None)
-            except queue.Full:
-                pass
-            p._close()
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            p.stop()
+        for inb in list(self.inbound):
+            inb.close()
+        if self._own_poller:
+            self.poller.close()

@@ -290,6 +290,11 @@ class WAL:
         fsync_dir(self.dir)
         self.fsyncs += 2
 
+    @property
+    def snapshot_index(self) -> int:
+        """Index of the newest snapshot marker written."""
+        return self._snap.index
+
     def save(self, hs: HardStateLike | None, entries: Sequence[EntryLike]) -> None:
         """Append entries then the hard state in one write; call sync() to make them durable."""
         if self._size >= self.segment_bytes:
@@ -305,11 +310,15 @@ class WAL:
         if entries:
             self._seg_max[self._seq] = max(self._seg_max.get(self._seq, 0), entries[-1].index)
 
-    def save_snapshot(self, snap: WalSnapshot) -> None:
-        """Record that a snapshot file up to snap.index is durable (call after saving it)."""
+    def save_snapshot(self, snap: WalSnapshot, sync: bool = True) -> None:
+        """Record that a snapshot file up to snap.index is durable (call after saving it).
+
+        A local compaction may skip the fsync: recovery starts from the newest snapshot file
+        whether or not its marker survived, and release_to syncs before deleting anything."""
         self._snap = snap
         self._write(encode_snapshot_marker(snap))
-        self.sync()
+        if sync:
+            self.sync()
 
     def _write(self, buf: bytes) -> None:
         n = os.write(self._fd, buf)
@@ -322,18 +331,26 @@ class WAL:
         self.fsyncs += 1
 
     def release_to(self, index: int) -> list[Path]:
-        """Start a fresh segment and delete the oldest ones whose entries are all <= index."""
-        self._new_segment(self._seq + 1)
-        removed: list[Path] = []
+        """Delete the oldest segments (never the current one) whose entries are all <= index.
+
+        The current segment is not rolled over for this: a compaction every few hundred
+        entries would otherwise cost a new segment and three more fsyncs each time, stalling
+        the node loop (segments still roll at segment_bytes, and are released then)."""
+        doomed = []
         for seq in sorted(self._seg_max):
             if seq == self._seq or self._seg_max[seq] > index:
                 break
+            doomed.append(seq)
+        if not doomed:
+            return []
+        self.sync()  # the snapshot marker is on disk before the entries it covers go
+        removed: list[Path] = []
+        for seq in doomed:
             p = self._path(seq)
             p.unlink(missing_ok=True)
             del self._seg_max[seq]
             removed.append(p)
-        if removed:
-            fsync_dir(self.dir)
+        fsync_dir(self.dir)
         return removed
 
     def close(self) -> None:

@@ -272,3 +272,27 @@ def test_joined_data_dir_never_bootstraps(cluster: Cluster) -> None:
     time.sleep(2.5)  # more than an election timeout: a bootstrapped node would campaign
     st = cluster.status("n4")
     assert st is not None and st["voters"] == [] and st["last_index"] == 0 and st["role"] == "follower"
+
+
+def test_automatic_snapshots_are_written_off_the_loop_and_survive_kill(tmp_path: Path) -> None:
+    c = Cluster(tmp_path, spare=0, extra=["--snapshot-count", "40"])
+    try:
+        c.start_all()
+        lead = c.wait_leader()
+        with c.client(lead) as kc:
+            for i in range(130):
+                assert kc.put(f"a{i}", i).status == "ok"
+        for n in c.initial:
+            ev = c.wait_event(n, lambda e: e["type"] == "snapshot" and e["source"] == "local")
+            assert ev["index"] >= 40
+            assert any(p.name.startswith("snap-") for p in (c.members[n].data_dir / "snap").iterdir())
+        c.kill(lead)
+        c.start(lead)
+        boot = c.wait_event(lead, lambda e: e["type"] == "boot" and e["boot"] == 2)
+        assert boot["snapshot_index"] >= 40
+        c.wait_leader()
+        c.wait_applied(lead, 130)
+        with c.client(lead) as kc:
+            assert [kc.get(f"a{i}", read="serializable").value for i in (0, 64, 129)] == [0, 64, 129]
+    finally:
+        c.close()

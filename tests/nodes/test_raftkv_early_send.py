@@ -72,8 +72,13 @@ def node(tmp_path: Path) -> Iterator[tuple[Node, Recorder]]:
     def send(to: int, payload: bytes, snapshot: bool = False) -> None:
         rec.events.append(("send", codec.decode_message(payload).type))
 
+    def send_batch(to: int, payloads: list[bytes]) -> None:
+        for p in payloads:
+            send(to, p)
+
     n.wal.sync = sync  # type: ignore[method-assign]
     n.transport.send = send  # type: ignore[method-assign]
+    n.transport.send_batch = send_batch  # type: ignore[method-assign]
     try:
         yield n, rec
     finally:
@@ -124,6 +129,56 @@ def test_leader_appends_are_sent_before_its_fsync(node: tuple[Node, Recorder]) -
     assert rec.events[-1] == ("sync", None)  # the write itself is still fsynced
 
 
+def test_committed_entries_apply_during_the_fsync_only_once_durable(
+    node: tuple[Node, Recorder],
+) -> None:
+    """Entries made durable by an earlier Ready are applied (and answered) before this
+    Ready's fsync; entries of this Ready never are, and nothing is applied unsynced."""
+    n, rec = node
+    elect(n, rec)
+    drain(n)
+    term = n.rn.raft.term
+    for peer in (2, 3):
+        n.rn.step(Message(MT.APP_RESP, to=1, from_=peer, term=term, index=n.storage.last_index()))
+    drain(n)
+    written = synced = 0
+    applied: list[tuple[int, int]] = []  # (index, durable index when it was applied)
+    real_save, real_sync, real_apply = n.wal.save, n.wal.sync, n._apply
+
+    def save(hs: HardState | None, entries: list[Entry]) -> None:
+        nonlocal written
+        real_save(hs, entries)
+        if entries:
+            written = entries[-1].index
+
+    def sync() -> None:
+        nonlocal synced
+        real_sync()
+        synced = written
+
+    def apply(ents: list[Entry]) -> None:
+        applied.extend((e.index, synced) for e in ents)
+        rec.events.append(("apply", None))
+        real_apply(ents)
+
+    n.wal.save = save  # type: ignore[method-assign,assignment]
+    n.wal.sync = sync  # type: ignore[method-assign]
+    n._apply = apply  # type: ignore[method-assign]
+    n.rn.propose(b"a")
+    drain(n)
+    a = n.storage.last_index()
+    rec.events.clear()
+    n.rn.propose(b"b")  # b is appended in the same Ready that commits a
+    n.rn.step(Message(MT.APP_RESP, to=1, from_=2, term=term, index=a))
+    drain(n)
+    assert [i for i, _ in applied] == [a]
+    assert rec.events.index(("apply", None)) < rec.events.index(("sync", None))
+    n.rn.step(Message(MT.APP_RESP, to=1, from_=2, term=term, index=a + 1))
+    drain(n)
+    assert [i for i, _ in applied] == [a, a + 1]
+    assert all(i <= durable for i, durable in applied)
+
+
 def test_leader_heartbeat_goes_early(node: tuple[Node, Recorder]) -> None:
     n, rec = node
     elect(n, rec)
@@ -169,21 +224,25 @@ def _msgs(*types: MessageType) -> list[Message]:
 
 
 ALL = (MT.APP, MT.HEARTBEAT, MT.VOTE_RESP, MT.PRE_VOTE_RESP, MT.APP_RESP,
-       MT.HEARTBEAT_RESP, MT.TIMEOUT_NOW, MT.READ_INDEX_RESP, MT.SNAP, MT.VOTE)
+       MT.HEARTBEAT_RESP, MT.TIMEOUT_NOW, MT.READ_INDEX_RESP, MT.SNAP, MT.VOTE,
+       MT.PROP, MT.READ_INDEX)
+FWD = [MT.PROP, MT.READ_INDEX]  # forwarded to the leader: no promise, never held back
 SNAP = Snapshot(b"", SnapshotMetadata(index=5, term=2))
 
 
 @pytest.mark.parametrize(
     ("role", "hs", "snap", "early"),
     [
-        (StateType.LEADER, EMPTY_HARD_STATE, None, [MT.APP, MT.HEARTBEAT]),
-        (StateType.LEADER, HardState(3, 1, 9), None, [MT.APP, MT.HEARTBEAT]),  # commit only
-        (StateType.LEADER, HardState(4, 1, 9), None, []),  # new term not yet durable
-        (StateType.LEADER, HardState(3, 2, 9), None, []),  # new vote not yet durable
+        (StateType.LEADER, EMPTY_HARD_STATE, None, [MT.APP, MT.HEARTBEAT, *FWD]),
+        (StateType.LEADER, HardState(3, 1, 9), None, [MT.APP, MT.HEARTBEAT, *FWD]),  # commit only
+        (StateType.LEADER, HardState(4, 1, 9), None, FWD),  # new term not yet durable
+        (StateType.LEADER, HardState(3, 2, 9), None, FWD),  # new vote not yet durable
         (StateType.LEADER, EMPTY_HARD_STATE, SNAP, []),
-        (StateType.FOLLOWER, EMPTY_HARD_STATE, None, []),
-        (StateType.CANDIDATE, EMPTY_HARD_STATE, None, []),
-        (StateType.PRE_CANDIDATE, EMPTY_HARD_STATE, None, []),
+        (StateType.FOLLOWER, EMPTY_HARD_STATE, None, FWD),
+        (StateType.FOLLOWER, HardState(4, 2, 9), None, FWD),  # its own new vote: still late
+        (StateType.FOLLOWER, EMPTY_HARD_STATE, SNAP, []),
+        (StateType.CANDIDATE, EMPTY_HARD_STATE, None, FWD),
+        (StateType.PRE_CANDIDATE, EMPTY_HARD_STATE, None, FWD),
     ],
 )
 def test_split_messages(

@@ -109,3 +109,17 @@ def test_protocol_round_trip_and_errors() -> None:
     assert Reply("fail", 2, "cas-mismatch", "n2", 7).to_line() == (
         b'{"status":"fail","value":2,"error":"cas-mismatch","leader":"n2","id":7}\n'
     )
+
+
+def test_snapshot_file_without_its_wal_marker(tmp_path: Path) -> None:
+    """A crash after the snapshot writer made the file durable, before the loop recorded it in
+    the WAL: recovery starts from the file, the WAL still holds what follows."""
+    w = WAL(tmp_path / "wal")
+    w.open()
+    w.save(WalHardState(2, 1, 20), [WalEntry(2, i, 0, b"x") for i in range(1, 21)])
+    w.close()
+    snap.save(tmp_path / "snap", snap.SnapshotFile(15, 2, (1, 2, 3), (), kv_bytes({"a": 15})))
+    d = recover(tmp_path)
+    assert (d.snapshot_index, d.snapshot_term) == (15, 2)
+    assert d.storage.first_index() == 16 and d.storage.last_index() == 20
+    assert d.hard_state.commit == 20

@@ -120,3 +120,21 @@ def test_message_after_far_end_closed_is_not_lost() -> None:
     finally:
         a.stop()
         srv.close()
+
+
+def test_batches_and_single_sends_keep_their_order() -> None:
+    pa, pb = free_ports(2)
+    sa, sb = Sink(), Sink()
+    a = make(pa, {2: ("127.0.0.1", pb)}, sa)
+    b = make(pb, {1: ("127.0.0.1", pa)}, sb)
+    try:
+        want = []
+        for i in range(50):
+            batch = [f"b{i}.{j}".encode() for j in range(i % 4)]
+            a.send_batch(2, batch)
+            a.send(2, f"s{i}".encode())
+            want += batch + [f"s{i}".encode()]
+        assert sb.wait(len(want)) == want
+    finally:
+        a.stop()
+        b.stop()
