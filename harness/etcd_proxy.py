@@ -29,19 +29,17 @@ goes to each member's client port directly and is never proxied.
 from __future__ import annotations
 
 import logging
-import queue
 import selectors
 import socket
 import struct
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from harness.selector_loop import CHUNK, SelectorLoop
+
 log = logging.getLogger(__name__)
 
-BUF_LIMIT = 1 << 20  # stop reading a side while the other side has this much unsent
-CHUNK = 65536
 HEAD_LIMIT = 64 * 1024  # a first request whose header is longer is not HTTP from a member
 _END = b"\r\n\r\n"
 
@@ -119,14 +117,14 @@ class _LinkStats:
     dropped: int = 0
 
 
-class HttpPeerProxies:
+class HttpPeerProxies(SelectorLoop):
     """One proxy per destination node, all served by one selector thread. `targets` maps each
     node to the address its member really listens on for peers."""
 
     def __init__(self, targets: Mapping[str, tuple[str, int]], host: str = "127.0.0.1") -> None:
+        super().__init__("etcd-peer-proxies")
         self.host = host
         self._targets = dict(targets)
-        self._sel = selectors.DefaultSelector()
         self._listeners: dict[str, socket.socket] = {}
         self._by_addr: dict[tuple[str, int], str] = {}
         self._conns: set[_Conn] = set()
@@ -134,10 +132,6 @@ class HttpPeerProxies:
         self._stats: dict[tuple[str, str], _LinkStats] = {}
         self.anonymous_requests = 0
         self.refused = 0
-        self._calls: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
         for dst in self._targets:
             lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -147,9 +141,7 @@ class HttpPeerProxies:
             self._listeners[dst] = lsock
             self._by_addr[lsock.getsockname()[:2]] = dst
             self._sel.register(lsock, selectors.EVENT_READ, ("accept", dst))
-        self._stop = False
-        self._thread = threading.Thread(target=self._loop, name="etcd-peer-proxies", daemon=True)
-        self._thread.start()
+        self._start()
 
     # ---- control (any thread) ----
 
@@ -186,34 +178,15 @@ class HttpPeerProxies:
         return len(self._conns)
 
     def close(self) -> None:
-        def apply() -> None:
+        def close_all() -> None:
             for c in list(self._conns):
                 self._close(c)
             for lsock in self._listeners.values():
                 self._sel.unregister(lsock)
                 lsock.close()
             self._listeners.clear()
-            self._stop = True
 
-        if self._thread.is_alive():
-            try:
-                self._call(apply)
-            except TimeoutError:
-                log.warning("etcd peer proxies did not stop in time")
-            self._thread.join(5)
-        self._wake_r.close()
-        self._wake_w.close()
-        self._sel.close()
-
-    def _call(self, fn: Callable[[], None], timeout: float = 5.0) -> None:
-        if not self._thread.is_alive():
-            fn()
-            return
-        done = threading.Event()
-        self._calls.put((fn, done))
-        self._wake_w.send(b"x")
-        if not done.wait(timeout):
-            raise TimeoutError("etcd peer proxies did not apply a control call within 5 s")
+        self._shut_down(close_all)
 
     # ---- the selector thread ----
 
@@ -233,37 +206,6 @@ class HttpPeerProxies:
                 self._close(c)
                 continue
             self._interest(c)
-
-    def _loop(self) -> None:
-        while not self._stop:
-            for key, mask in self._sel.select(timeout=1.0):
-                kind, obj = key.data
-                try:
-                    if kind == "wake":
-                        self._drain_calls()
-                    elif kind == "accept":
-                        self._accept(obj)
-                    else:
-                        self._service(obj, key.fileobj, mask)  # type: ignore[arg-type]
-                except Exception:  # one bad socket must not stop the whole network
-                    log.exception("etcd peer proxy: error on %s", kind)
-                if self._stop:
-                    break
-
-    def _drain_calls(self) -> None:
-        try:
-            self._wake_r.recv(4096)
-        except BlockingIOError:
-            pass
-        while True:
-            try:
-                fn, done = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                fn()
-            finally:
-                done.set()
 
     def _accept(self, dst: str) -> None:
         try:
@@ -400,43 +342,6 @@ class HttpPeerProxies:
             c.to_down += data
         return True
 
-    def _set_events(self, sock: socket.socket, events: int, c: _Conn) -> None:
-        """(Re)register `sock` for `events`; none at all = unregistered (backpressure)."""
-        try:
-            registered = self._sel.get_key(sock) is not None
-        except KeyError:
-            registered = False
-        if events and registered:
-            self._sel.modify(sock, events, ("conn", c))
-        elif events:
-            self._sel.register(sock, events, ("conn", c))
-        elif registered:
-            self._sel.unregister(sock)
-
-    def _interest(self, c: _Conn) -> None:
-        if c.down.fileno() < 0:
-            return
-        ev_down = 0
-        if len(c.to_up) < BUF_LIMIT:
-            ev_down |= selectors.EVENT_READ
-        if c.to_down:
-            ev_down |= selectors.EVENT_WRITE
-        self._set_events(c.down, ev_down, c)
-        if c.up is not None and c.up.fileno() >= 0:
-            ev_up = 0
-            if not c.connected or c.to_up:
-                ev_up |= selectors.EVENT_WRITE
-            if c.connected and len(c.to_down) < BUF_LIMIT:
-                ev_up |= selectors.EVENT_READ
-            self._set_events(c.up, ev_up, c)
-
     def _close(self, c: _Conn) -> None:
-        for s in (c.down, c.up):
-            if s is None or s.fileno() < 0:
-                continue
-            try:
-                self._sel.unregister(s)
-            except (KeyError, ValueError):
-                pass
-            s.close()
+        self._close_sockets(c)
         self._conns.discard(c)

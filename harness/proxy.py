@@ -21,20 +21,17 @@ receiver they are messages that spent that long in the network.
 from __future__ import annotations
 
 import logging
-import queue
 import selectors
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
+from harness.selector_loop import CHUNK, SelectorLoop
 
 log = logging.getLogger(__name__)
 
-BUF_LIMIT = 1 << 20  # stop reading a side while the other side has this much unsent
-CHUNK = 65536
 LATE_CONNECT_TIMEOUT = 1.0  # one connection attempt to deliver held frames
 LATE_DELIVERY_WINDOW = 3.0  # held frames for a dst that does not listen are lost after this
 LATE_RETRY = 0.05
@@ -81,32 +78,16 @@ class _Link:
     msgs_released: int = 0
 
 
-class ProxyHub:
+class ProxyHub(SelectorLoop):
     """All links of one test, served by one thread."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__("proxy-hub")
         self.host = host
-        self._sel = selectors.DefaultSelector()
         self._links: dict[tuple[str, str], _Link] = {}
-        self._calls: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
-        self._stop = False
-        self._thread = threading.Thread(target=self._loop, name="proxy-hub", daemon=True)
-        self._thread.start()
+        self._start()
 
     # ---- control (any thread) ----
-
-    def _call(self, fn: Callable[[], None], timeout: float = 5.0) -> None:
-        if not self._thread.is_alive():
-            fn()
-            return
-        done = threading.Event()
-        self._calls.put((fn, done))
-        self._wake_w.send(b"x")
-        if not done.wait(timeout):
-            raise TimeoutError("proxy hub did not apply a control call within 5 s")
 
     def add_link(self, src: str, dst: str, target: tuple[str, int]) -> tuple[str, int]:
         """Create the proxy for src -> dst forwarding to `target`; returns its listen address."""
@@ -208,50 +189,23 @@ class ProxyHub:
         }
 
     def close(self) -> None:
-        def apply() -> None:
+        def close_all() -> None:
             for link in self._links.values():
                 for c in list(link.conns):
                     self._close(c)
                 self._sel.unregister(link.listener)
                 link.listener.close()
             self._links.clear()
-            self._stop = True
 
-        if self._thread.is_alive():
-            try:
-                self._call(apply)
-            except TimeoutError:
-                log.warning("proxy hub did not stop in time")
-            self._thread.join(5)
-        self._wake_r.close()
-        self._wake_w.close()
-        self._sel.close()
+        self._shut_down(close_all)
 
     # ---- the selector thread ----
-
-    def _loop(self) -> None:
-        while not self._stop:
-            for key, mask in self._sel.select(timeout=self._select_timeout()):
-                kind, obj = key.data
-                try:
-                    if kind == "wake":
-                        self._drain_calls()
-                    elif kind == "accept":
-                        self._accept(obj)
-                    else:
-                        self._service(obj, key.fileobj, mask)  # type: ignore[arg-type]
-                except Exception:  # one bad socket must not stop the whole network
-                    log.exception("proxy: error on %s", kind)
-                if self._stop:
-                    break
-            if not self._stop:
-                self._release_due()
 
     def _select_timeout(self) -> float:
         due = [h.release_at for link in self._links.values() for h in link.held if h.release_at is not None]
         return 1.0 if not due else max(0.0, min(1.0, min(due) - time.monotonic()))
 
-    def _release_due(self) -> None:
+    def _after_select(self) -> None:  # held frames whose release time has come
         for link in self._links.values():
             if link.held:
                 self._release(link, everything=False)
@@ -326,21 +280,6 @@ class ProxyHub:
         del c.to_up[:n]
         c.link.bytes_forwarded += n
 
-    def _drain_calls(self) -> None:
-        try:
-            self._wake_r.recv(4096)
-        except BlockingIOError:
-            pass
-        while True:
-            try:
-                fn, done = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                fn()
-            finally:
-                done.set()
-
     def _accept(self, link: _Link) -> None:
         try:
             down, _ = link.listener.accept()
@@ -361,37 +300,6 @@ class ProxyHub:
                 return
             self._sel.register(up, selectors.EVENT_WRITE, ("conn", c))
         self._sel.register(down, selectors.EVENT_READ, ("conn", c))
-
-    def _set_events(self, sock: socket.socket, events: int, c: _Conn) -> None:
-        """(Re)register `sock` for `events`; none at all = unregistered (backpressure)."""
-        try:
-            registered = self._sel.get_key(sock) is not None
-        except KeyError:
-            registered = False
-        if events and registered:
-            self._sel.modify(sock, events, ("conn", c))
-        elif events:
-            self._sel.register(sock, events, ("conn", c))
-        elif registered:
-            self._sel.unregister(sock)
-
-    def _interest(self, c: _Conn) -> None:
-        """Re-register both sockets with the events they currently need."""
-        if c.down.fileno() < 0:
-            return
-        ev_down = 0
-        if len(c.to_up) < BUF_LIMIT:
-            ev_down |= selectors.EVENT_READ
-        if c.to_down:
-            ev_down |= selectors.EVENT_WRITE
-        self._set_events(c.down, ev_down, c)
-        if c.up is not None and c.up.fileno() >= 0:
-            ev_up = 0
-            if not c.connected or c.to_up:
-                ev_up |= selectors.EVENT_WRITE
-            if c.connected and len(c.to_down) < BUF_LIMIT:
-                ev_up |= selectors.EVENT_READ
-            self._set_events(c.up, ev_up, c)
 
     def _service(self, c: _Conn, sock: socket.socket, mask: int) -> None:
         link = c.link
@@ -440,14 +348,7 @@ class ProxyHub:
         self._interest(c)
 
     def _close(self, c: _Conn) -> None:
-        for s in (c.down, c.up):
-            if s is None or s.fileno() < 0:
-                continue
-            try:
-                self._sel.unregister(s)
-            except (KeyError, ValueError):
-                pass
-            s.close()
+        self._close_sockets(c)
         c.link.conns.discard(c)
 
 
