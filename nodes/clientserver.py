@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
+from nodes.poller import accept_pending
 from nodes.protocol import MAX_LINE, ProtocolError, Reply, Request, parse_request
 
 if TYPE_CHECKING:
@@ -148,16 +149,7 @@ class ClientServer:
         return self.node.poller
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return
-            except OSError as e:
-                log.warning("client server: accept: %s", e)
-                return
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for conn in accept_pending(self.sock, "client server"):
             c = _Conn(self, conn)
             self.conns.add(c)
             self.node.poller.register(conn, c.on_read)

@@ -11,13 +11,32 @@ Only the owning thread may register, unregister or wait; any thread may call wak
 
 from __future__ import annotations
 
+import logging
 import selectors
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+log = logging.getLogger(__name__)
+
 Handler = Callable[[], None]
+
+
+def accept_pending(server: socket.socket, what: str) -> Iterator[socket.socket]:
+    """Every connection waiting on a non-blocking listener, made non-blocking with Nagle off
+    (a request or a Raft message must not wait for the next one to fill a segment)."""
+    while True:
+        try:
+            conn, _ = server.accept()
+        except BlockingIOError:
+            return
+        except OSError as e:
+            log.warning("%s: accept: %s", what, e)
+            return
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield conn
 
 
 @dataclass

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodes.poller import Poller
+from nodes.poller import Poller, accept_pending
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class _Peer:
                 self.cond.wait(0.5)
             if self.stopping or self.t.stopped.is_set():
                 return None
-            batch = []
+            batch: list[Outgoing] = []
             while self.pending and len(batch) < MAX_BATCH:
                 batch.append(self.pending.popleft())
             self.busy = True
@@ -344,16 +344,7 @@ class Transport:
                 self.on_snapshot_status(to, False)
 
     def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except BlockingIOError:
-                return
-            except OSError as e:
-                log.warning("transport: accept: %s", e)
-                return
-            conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for conn in accept_pending(self._server, "transport"):
             inb = _Inbound(self, conn)
             self.inbound.add(inb)
             self.poller.register(conn, inb.on_read)
