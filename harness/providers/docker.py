@@ -70,6 +70,8 @@ class DockerCLI:
             proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
         except FileNotFoundError:
             raise HarnessError(f"docker provider: the docker client {self.binary!r} is not installed") from None
+        except OSError as e:  # e.g. EACCES from a PATH entry this user may not search
+            raise HarnessError(f"docker provider: cannot run the docker client {self.binary!r}: {e.strerror}") from None
         except subprocess.TimeoutExpired:
             raise HarnessError(f"docker provider: docker {args[0]} timed out after {timeout}s") from None
         if check and proc.returncode != 0:
