@@ -8,6 +8,7 @@ Implementations live in `harness.providers`, `harness.db`, `harness.nemesis` and
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,14 @@ class CommandResult:
     exit_code: int
     stdout: str
     stderr: str
+
+    def checked(self) -> CommandResult:
+        """self if the command succeeded, else a one-line RemoteError: host, command (quoted
+        as a shell would read it) and the last line of its stderr."""
+        if self.exit_code != 0:
+            last = (self.stderr.strip().splitlines() or [""])[-1]
+            raise RemoteError(f"{self.host}: {shlex.join(self.argv)} exited {self.exit_code}: {last}")
+        return self
 
 
 @runtime_checkable

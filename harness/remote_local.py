@@ -67,10 +67,7 @@ class LocalRemote:
         res = CommandResult(
             self.host, tuple(argv), p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
         )
-        if check and p.returncode != 0:
-            first = (res.stderr.strip().splitlines() or [""])[-1]
-            raise RemoteError(f"{self.host}: {' '.join(argv)} exited {p.returncode}: {first}")
-        return res
+        return res.checked() if check else res
 
     def upload(self, local: Path, remote_path: str) -> None:
         dest = Path(remote_path)

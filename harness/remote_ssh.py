@@ -176,10 +176,7 @@ class SSHRemote:
                                     timeout=timeout, stdin=stdin, sudo=sudo)
         result = CommandResult(self.host, tuple(argv), code, out.decode(errors="replace"),
                                err.decode(errors="replace"))
-        if check and code != 0:
-            last = (result.stderr.strip().splitlines() or [""])[-1]
-            raise RemoteError(f"{self.host}: {shlex.join(argv)} exited {code}: {last}")
-        return result
+        return result.checked() if check else result
 
     @property
     def uses_sudo(self) -> bool:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shlex
 import subprocess
 import tempfile
 import time
@@ -120,10 +119,7 @@ class DockerRemote:
             raise RemoteError(f"{self.host}: {e}") from None
         res = CommandResult(self.host, tuple(argv), proc.returncode,
                             proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
-        if check and proc.returncode != 0:
-            last = (res.stderr.strip().splitlines() or [""])[-1]
-            raise RemoteError(f"{self.host}: {shlex.join(argv)} exited {proc.returncode}: {last}")
-        return res
+        return res.checked() if check else res
 
     def upload(self, local: Path, remote_path: str) -> None:
         local = Path(local)
