@@ -15,13 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import find_libfaketime, procs_naming, require_binary, require_root
+from raftkv_scenario import eventually, partition_heal_kill_restart
 
 from harness.protocols import HarnessError, RemoteError
 
@@ -150,17 +151,6 @@ def host_links() -> set[str]:
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
 
 
-def eventually(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.2)
-
-
 @pytest.mark.root
 @pytest.mark.slow
 def test_containers_run_commands_files_daemons_partitions(engine: Engine, tmp_path: Path) -> None:
@@ -227,46 +217,17 @@ def test_raftkv_in_containers_partition_and_leader_kill(engine: Engine, tmp_path
     killed and restarted, then nothing of the run left."""
     from harness.db.raftkv import RaftkvDB
     from harness.providers.docker import DockerProvider
-    from nodes.client import KVClient
 
     provider = DockerProvider({"host": engine.host})
     test = {"nodes": NODES, "startup_timeout": 30.0, "raft": {}}
     db = RaftkvDB(test)
-    clients: list[KVClient] = []
-
-    def kv(node: str) -> KVClient:
-        c = KVClient(provider.addresses(node).client, timeout=1.0)
-        clients.append(c)
-        return c
-
     try:
         db.setup(provider, provider.setup(NODES), test)
-        lead = db.wait_for_leader(20)
-        assert kv(lead).put("k", 1).status == "ok"
-
-        minority = next(n for n in NODES if n != lead)
-        rest = [n for n in NODES if n != minority]
-        provider.partition({minority: set(rest), **{n: {minority} for n in rest}})
-        for i in range(2, 6):
-            assert eventually("write in majority", lambda i=i: kv(db.wait_for_leader(20)).put("k", i).status == "ok")
-        assert (db.status(minority) or {}).get("role") != "leader"
-        provider.heal()
-        eventually("healed follower catches up", lambda: (db.status(minority) or {}).get("applied", 0)
-                   >= (db.status(db.wait_for_leader(20)) or {}).get("commit", 1 << 60))
-
-        lead = db.wait_for_leader(20)
-        db.kill(lead)
-        assert not db.is_running(lead)
-        eventually("new leader", lambda: db.leader() not in (None, lead))
-        assert kv(db.wait_for_leader(20)).put("k", 9).status == "ok"
-        db.start(lead)
-        eventually("restarted node reads 9", lambda: kv(lead).get("k").value == 9)
+        lead = partition_heal_kill_restart(db, provider, NODES)
         db.collect(lead, tmp_path / "collected")
         assert (tmp_path / "collected" / "events.jsonl").stat().st_size > 0
         assert (tmp_path / "collected" / "node.log").exists()
     finally:
-        for c in clients:
-            c.close()
         db.teardown()
         provider.teardown()
     assert ours(engine) == []
