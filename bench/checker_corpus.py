@@ -29,7 +29,7 @@ from checker_synth import corrupt_a_read, synthetic_kv_history  # noqa: E402
 from checkers.history import ops_from_records, read_history  # noqa: E402
 from checkers.linear import check, make_model  # noqa: E402
 
-CORPORA = ROOT.parent / "shared" / "corpora"
+CORPORA = ROOT / "tests" / "corpora"
 # porcupine (Go) on this kind of machine, from issue 5
 PORCUPINE = {
     "etcd total": 0.38, "etcd_002": 0.14, "etcd_007": 0.09, "etcd_057": 0.05, "etcd_099": 0.04,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CORPORA = Path(os.environ.get("FAULTLINE_CORPORA", REPO.parent / "shared" / "corpora"))
+#: The reference corpora ship in the repository (tests/corpora, with their licenses).
+CORPORA = Path(os.environ.get("FAULTLINE_CORPORA", REPO / "tests" / "corpora"))
 
 
 def require_root() -> None:
