@@ -1,6 +1,6 @@
 """Benchmark: how fast the controller itself records operations, and its overhead per op.
 
-1. `recording`: the real worker loop (`harness.runner.client_worker`), generator and
+1. `recording`: the real worker loop (`harness.run.runner.client_worker`), generator and
    HistoryWriter (flushed per line) driving a trivial in-process client that answers at once:
    completed ops/s the controller records. Goal: >= 20,000 ops/s.
 2. `raftkv` (optional, --raftkv): a real 3-node raftkv cluster on local processes (local
@@ -25,10 +25,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.config import validate  # noqa: E402
-from harness.generator import ClientGenerator  # noqa: E402
-from harness.history import HistoryWriter  # noqa: E402
-from harness.runner import client_worker  # noqa: E402
+from harness.run.config import validate  # noqa: E402
+from harness.run.generator import ClientGenerator  # noqa: E402
+from harness.run.history import HistoryWriter  # noqa: E402
+from harness.run.runner import client_worker  # noqa: E402
 from workloads import get as get_workload  # noqa: E402
 
 

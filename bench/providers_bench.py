@@ -72,7 +72,7 @@ def bench_netns(nodes: list[str], repeat: int, tmp: Path) -> list[str]:
 
 
 def bench_ssh(repeat: int, tmp: Path) -> list[str]:
-    from harness.remote_ssh import SSHHost, SSHRemote
+    from harness.remotes.ssh import SSHHost, SSHRemote
 
     p = NetnsProvider(tmp / "ssh")
     try:

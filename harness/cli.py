@@ -8,10 +8,10 @@ import sys
 
 # subcommand -> (module, one-line help). Each module exposes main(argv) -> int.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("harness.run_cli", "run a test against a cluster and check it"),
-    "analyze": ("harness.run_cli", "re-run the checkers and the report on a stored run"),
-    "zoo": ("harness.zoo", "run the bug-zoo matrix: every seeded bug, and the correct builds"),
-    "soak": ("harness.soak", "run tests back to back for a time budget (nightly)"),
+    "run": ("harness.run.cli", "run a test against a cluster and check it"),
+    "analyze": ("harness.run.cli", "re-run the checkers and the report on a stored run"),
+    "zoo": ("harness.campaign.zoo", "run the bug-zoo matrix: every seeded bug, and the correct builds"),
+    "soak": ("harness.campaign.soak", "run tests back to back for a time budget (nightly)"),
     "check": ("checkers.cli", "check a history file for linearizability"),
     "serve": ("reports.cli", "serve the store read-only over HTTP"),
     "report": ("reports.cli", "render the report of a stored run"),

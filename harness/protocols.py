@@ -3,7 +3,7 @@
 A provider makes hosts and owns the network between them; a `Remote` runs things on one host;
 a `DB` installs and drives the system under test through remotes; a `Client` performs
 operations against one node; a `Nemesis` breaks things; a `Checker` judges a stored history.
-Implementations live in `harness.providers`, `harness.db`, `harness.nemesis` and `checkers`.
+Implementations live in `harness.providers`, `harness.db`, `harness.nemesis.core` and `checkers`.
 """
 
 from __future__ import annotations

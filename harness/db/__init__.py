@@ -1,7 +1,7 @@
 """DB registry: `get(name)` returns the factory that creates a DB adapter by name.
 
 Each adapter lives in `harness.db.<name>` and exposes `create(test: Mapping[str, Any]) -> DB`,
-where `test` is the resolved config (see `harness.config`). Modules are imported lazily.
+where `test` is the resolved config (see `harness.run.config`). Modules are imported lazily.
 """
 
 from __future__ import annotations

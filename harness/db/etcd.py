@@ -6,12 +6,12 @@ membership. Each node keeps `<dir>/<node>/{data/,etcd.log,etcd.pid}` on its host
 An etcd member advertises one peer URL that every other member dials. On a provider whose
 peer links are per-link proxies (`local`), each member therefore advertises the address the
 provider's `http_peer_address(node)` gives (one proxy per member that learns each connection's
-sender from etcd's HTTP headers, see harness.etcd_proxy) and listens on its own peer port
+sender from etcd's HTTP headers, see harness.net.etcd_proxy) and listens on its own peer port
 behind it, so partitions there cut real TCP links too. Clients always talk to a member's
 client port directly.
 
 Faults that cannot be made real are refused at setup with a clear message:
-- clock faults: etcd is a static Go binary, libfaketime has no effect (harness.config refuses);
+- clock faults: etcd is a static Go binary, libfaketime has no effect (harness.run.config refuses);
 - partitions on a provider with per-link peer proxies but no `http_peer_address`: a per-link
   proxy cannot tell which link a connection to a member's one advertised URL belongs to.
 """
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.etcd_client import EtcdOpClient
+from harness.db.etcd_client import EtcdOpClient
 from harness.protocols import HarnessError, Provider, Remote, RemoteError
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Each provider lives in `harness.providers.<name>` and exposes
 `create(test: Mapping[str, Any], work_dir: Path) -> Provider`, where `test` is the resolved
-config (see `harness.config`) and `work_dir` the run's scratch directory on the controller.
+config (see `harness.run.config`) and `work_dir` the run's scratch directory on the controller.
 Modules are imported lazily so that a provider's optional dependencies (paramiko, docker)
 are only needed when it is used.
 """

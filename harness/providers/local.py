@@ -1,10 +1,10 @@
 """LocalProvider: every node is a set of processes on this machine; no root needed.
 
 Ports come from the OS. Each directed peer link src -> dst goes through a controller-owned
-TCP proxy (`harness.proxy`), so a partition is a real blackholed TCP link. A system whose
+TCP proxy (`harness.net.proxy`), so a partition is a real blackholed TCP link. A system whose
 members advertise one peer address each (etcd) asks for `http_peer_address(dst)` instead: one
 proxy per destination that learns each connection's sender from its HTTP headers
-(`harness.etcd_proxy`); partitions cut both kinds alike. Clocks are faked
+(`harness.net.etcd_proxy`); partitions cut both kinds alike. Clocks are faked
 per node with libfaketime's control file, when libfaketime is installed and works for Python
 programs here (probed once at setup).
 """
@@ -25,11 +25,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.etcd_proxy import HttpPeerProxies
-from harness.leftovers import CONTROLLER_PID, controller_marker
+from harness.net.etcd_proxy import HttpPeerProxies
+from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError, NodeAddresses, Remote
-from harness.proxy import ProxyHub
-from harness.remote_local import LocalRemote
+from harness.remotes.local import LocalRemote
+from harness.run.leftovers import CONTROLLER_PID, controller_marker
 
 log = logging.getLogger(__name__)
 

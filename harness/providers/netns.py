@@ -28,7 +28,7 @@ from typing import Any
 
 from harness.protocols import HarnessError, NodeAddresses, Remote
 from harness.providers.local import faketime_env, faketime_spec, probe_libfaketime
-from harness.providers.netns_remote import NetnsRemote, pid_alive
+from harness.remotes.netns import NetnsRemote, pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from harness.providers.remote_clock import (
     probe_clock,
     write_clock,
 )
-from harness.remote_ssh import SSHHost, SSHRemote
+from harness.remotes.ssh import SSHHost, SSHRemote
 
 log = logging.getLogger(__name__)
 

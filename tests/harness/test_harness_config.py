@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import config
-from harness.config import ConfigError
+from harness.run import config
+from harness.run.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

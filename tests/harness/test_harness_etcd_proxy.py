@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.etcd_proxy import HeadError, HttpPeerProxies, parse_head, with_connection_close
+from harness.net.etcd_proxy import HeadError, HttpPeerProxies, parse_head, with_connection_close
 
 NODES = ("n1", "n2", "n3")
 

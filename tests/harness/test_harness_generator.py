@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import grudges
-from harness.config import validate
-from harness.generator import ClientGenerator, fault_schedule, op_sequence
+from harness.net import grudges
+from harness.run.config import validate
+from harness.run.generator import ClientGenerator, fault_schedule, op_sequence
 from workloads import get
 
 

@@ -6,8 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-from harness.history import HistoryWriter, read_history
-from harness.store import create_run
+from harness.run.history import HistoryWriter, read_history
+from harness.run.store import create_run
 
 
 def test_lines_are_on_disk_before_close(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.analysis import exit_code
-from harness.junit import write_junit
+from harness.campaign.junit import write_junit
+from harness.run.analysis import exit_code
 
 
 def test_junit_counts_and_messages(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.leftovers import (
+from harness.run.leftovers import (
     CONTROLLER_PID,
     controller_alive,
     controller_marker,

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import find_libfaketime
 
-from harness.config import validate
 from harness.db.raftkv import RaftkvDB
 from harness.protocols import HarnessError
 from harness.providers.local import LocalProvider, faketime_env, probe_libfaketime
-from harness.remote_local import pid_alive
+from harness.remotes.local import pid_alive
+from harness.run.config import validate
 
 pytestmark = pytest.mark.slow
 

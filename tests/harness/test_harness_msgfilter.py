@@ -15,10 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.config import ConfigError, validate
-from harness.generator import FaultEvent
-from harness.history import HistoryWriter, read_history
-from harness.msgfilter import (
+from harness.nemesis.core import Nemesis
+from harness.net.msgfilter import (
     Action,
     FrameError,
     FrameSplitter,
@@ -32,9 +30,11 @@ from harness.msgfilter import (
     strip_frame,
     strip_new_term_entries,
 )
-from harness.nemesis import Nemesis
+from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError
-from harness.proxy import ProxyHub
+from harness.run.config import ConfigError, validate
+from harness.run.generator import FaultEvent
+from harness.run.history import HistoryWriter, read_history
 from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness.generator import FaultEvent
-from harness.history import HistoryWriter, read_history
-from harness.nemesis import Nemesis, run_schedule
+from harness.nemesis.core import Nemesis, run_schedule
 from harness.protocols import HarnessError
+from harness.run.generator import FaultEvent
+from harness.run.history import HistoryWriter, read_history
 
 NODES = ["n1", "n2", "n3"]
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.proxy import ProxyHub
+from harness.net.proxy import ProxyHub
 
 
 class Echo:

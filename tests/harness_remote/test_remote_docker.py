@@ -239,8 +239,8 @@ def test_whole_raftkv_run_in_containers(engine: Engine, tmp_path: Path) -> None:
     """`faultline run`'s engine on the docker provider: code uploaded, faults, logs collected."""
     import json
 
-    from harness.config import validate
-    from harness.runner import Run
+    from harness.run.config import validate
+    from harness.run.runner import Run
 
     test = validate({
         "name": "raftkv-docker", "db": "raftkv", "provider": "docker", "nodes": 3, "seed": 23,

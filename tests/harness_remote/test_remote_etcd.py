@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import require_binary, require_root
 
-from harness.etcd_client import EtcdClient, EtcdOpClient
+from harness.db.etcd_client import EtcdClient, EtcdOpClient
 from harness.protocols import HarnessError, Provider
 
 pytestmark = pytest.mark.slow
@@ -159,7 +159,7 @@ def test_etcd_on_netns(etcd_on_netns: tuple[Provider, Any], tmp_path: Path) -> N
 
     pids = [int(Path(db._pidfile(n)).read_text()) for n in db.nodes]
     db.teardown()
-    from harness.providers.netns_remote import pid_alive
+    from harness.remotes.netns import pid_alive
 
     assert not any(pid_alive(p) for p in pids)
 
@@ -194,7 +194,7 @@ def test_etcd_on_local(tmp_path: Path) -> None:
     require_binary("etcd", "etcdctl")
     from harness.db.etcd import EtcdDB
     from harness.providers.local import LocalProvider
-    from harness.providers.netns_remote import pid_alive
+    from harness.remotes.netns import pid_alive
 
     provider = LocalProvider(tmp_path / "work", clock=False)
     test = {"name": "etcd-local", "seed": 3, "nemesis": {"faults": ["kill", "transfer"]},

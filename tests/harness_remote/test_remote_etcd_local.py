@@ -1,5 +1,5 @@
 """A real etcd 3.4 cluster on the local provider (no root): partitions are real TCP blackholes
-made by the per-destination peer proxies of harness.etcd_proxy."""
+made by the per-destination peer proxies of harness.net.etcd_proxy."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import yaml
 from conftest import REPO, procs_naming, require_binary
 
-from harness.etcd_client import EtcdClient
-from harness.grudges import isolate
+from harness.db.etcd_client import EtcdClient
+from harness.net.grudges import isolate
 
 pytestmark = pytest.mark.slow
 

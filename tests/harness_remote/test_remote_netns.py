@@ -15,7 +15,7 @@ import pytest
 from conftest import find_libfaketime, require_binary, require_root
 
 from harness.protocols import HarnessError, Remote
-from harness.providers.netns_remote import pid_alive
+from harness.remotes.netns import pid_alive
 
 pytestmark = pytest.mark.root
 

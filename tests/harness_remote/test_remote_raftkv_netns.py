@@ -16,7 +16,7 @@ def test_raftkv_on_netns(tmp_path: Path) -> None:
     require_binary("ip", "iptables")
     from harness.db.raftkv import RaftkvDB
     from harness.providers.netns import NetnsProvider
-    from harness.providers.netns_remote import pid_alive
+    from harness.remotes.netns import pid_alive
 
     nodes = ["n1", "n2", "n3"]
     provider = NetnsProvider(tmp_path / "work")

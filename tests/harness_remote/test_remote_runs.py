@@ -38,8 +38,8 @@ def leftovers_of(run_id: str) -> list[str]:
 
 def execute(config: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], str]:
     """Run the engine on configs/<config>; returns the outcome, results.json and the run id."""
-    from harness.config import load
-    from harness.runner import Run
+    from harness.run.config import load
+    from harness.run.runner import Run
 
     run = Run(load(REPO / "configs" / config, overrides))
     try:
@@ -110,7 +110,7 @@ def _zap(ts: str, msg: str) -> str:
 @pytest.mark.parametrize(("second_leader_term", "valid"), [(3, True), (2, False)])
 def test_etcd_raft_safety_reads_collected_logs(tmp_path: Path, second_leader_term: int, valid: bool) -> None:
     """The etcd analysis judges the members' collected logs: two leaders in one term is caught."""
-    from harness.analysis import check_etcd_safety
+    from harness.run.analysis import check_etcd_safety
 
     lines = {
         "n1": ["aa became candidate at term 2", "aa became leader at term 2"],
@@ -127,7 +127,7 @@ def test_etcd_raft_safety_reads_collected_logs(tmp_path: Path, second_leader_ter
 
 
 def test_etcd_raft_safety_without_logs_is_unknown(tmp_path: Path) -> None:
-    from harness.analysis import check_etcd_safety
+    from harness.run.analysis import check_etcd_safety
 
     result = check_etcd_safety(tmp_path)
     assert result.valid == "unknown" and "etcd.log" in result.details["error"]

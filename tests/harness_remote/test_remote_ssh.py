@@ -233,7 +233,7 @@ def test_config_errors_name_the_field() -> None:
 
 
 def test_command_line_quotes_every_argument() -> None:
-    from harness.remote_ssh import SSHHost, SSHRemote
+    from harness.remotes.ssh import SSHHost, SSHRemote
 
     r = SSHRemote(SSHHost(node="n1", hostname="h", user="alice"))
     line = r.command_line(["echo", "a b", "$(x)"], sudo=True, env={"K": "v w"})
@@ -245,7 +245,7 @@ def test_etcd_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
     """etcd started, partitioned and killed entirely through the ssh provider."""
     require_binary("etcd", "etcdctl")
     from harness.db.etcd import EtcdDB
-    from harness.etcd_client import EtcdClient
+    from harness.db.etcd_client import EtcdClient
     from harness.providers.ssh import SSHProvider
 
     p = SSHProvider(lab.opts())
@@ -284,8 +284,8 @@ def test_whole_raftkv_run_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
     """`faultline run`'s engine against the sshd hosts: code upload, faults, collection."""
     import json
 
-    from harness.config import validate
-    from harness.runner import Run
+    from harness.run.config import validate
+    from harness.run.runner import Run
 
     test = validate({
         "name": "raftkv-ssh", "db": "raftkv", "provider": "ssh", "nodes": 3, "seed": 21,
@@ -339,7 +339,7 @@ def test_connect_retries_until_sshd_is_up(lab: SSHLab, caplog: pytest.LogCapture
     """A host whose sshd comes up late is reached on a later attempt."""
     import threading
 
-    from harness.remote_ssh import SSHHost, SSHRemote
+    from harness.remotes.ssh import SSHHost, SSHRemote
 
     ip, tmp = lab.netns.ip("n1"), lab.key.parent
     cfg = tmp / "sshd_late.conf"
@@ -353,7 +353,7 @@ def test_connect_retries_until_sshd_is_up(lab: SSHLab, caplog: pytest.LogCapture
     remote = SSHRemote(SSHHost(node="n1", hostname=ip, port=2222, key_file=str(lab.key),
                                known_hosts=str(tmp / "known_hosts_late"), connect_timeout=2, retries=5))
     try:
-        with caplog.at_level(logging.INFO, logger="harness.remote_ssh"):
+        with caplog.at_level(logging.INFO, logger="harness.remotes.ssh"):
             remote.connect()
         assert remote.run(["echo", "late"]).stdout == "late\n"
         assert any("failed (attempt 1)" in rec.message for rec in caplog.records)
@@ -526,8 +526,8 @@ def test_whole_raftkv_run_over_ssh_as_non_root(lab: SSHLab, sudo_rule: Path) -> 
 
     from conftest import procs_naming
 
-    from harness.config import validate
-    from harness.runner import Run
+    from harness.run.config import validate
+    from harness.run.runner import Run
 
     hosts = sudo_rule / "hosts"
     hosts.mkdir()

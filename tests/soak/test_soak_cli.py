@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import soak
-from harness.soak_summary import SoakRun
+from harness.campaign import soak
+from harness.campaign.soak_summary import SoakRun
 
 REPO = Path(__file__).resolve().parents[2]
 

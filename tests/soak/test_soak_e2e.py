@@ -85,7 +85,7 @@ def test_soak_with_a_seeded_bug_reports_the_anomaly(store: Path, tmp_path: Path)
         <= {"test.yaml", "results.json", "report.html", "recovery.json"}
     )
     # seeds come from the master seed, so the whole soak can be replayed
-    from harness.soak_policy import run_seed
+    from harness.campaign.soak_policy import run_seed
 
     assert [bug_run["seed"], ok_run["seed"]] == [run_seed(5, 0), run_seed(5, 1)]
     suite = ET.parse(junit).getroot()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.soak_policy import (
+from harness.campaign.soak_policy import (
     SoakError,
     StoredRun,
     compact_run,

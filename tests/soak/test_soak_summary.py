@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from harness import findings
-from harness.campaign_run import parse_child_output
-from harness.soak_summary import SoakRun, SoakSummary, write_junit
-from harness.soak_trend import render as render_trend
+from harness.campaign import findings
+from harness.campaign.run import parse_child_output
+from harness.campaign.soak_summary import SoakRun, SoakSummary, write_junit
+from harness.campaign.soak_trend import render as render_trend
 
 LIN_INVALID = {
     "valid": False,

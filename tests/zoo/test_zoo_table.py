@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
-from harness.config import validate
-from harness.zoo_matrix import MATRIX, Expect, MatrixError, describe_faults, load, parse, select
-from harness.zoo_table import (
+from harness.campaign.zoo_matrix import (
+    MATRIX,
+    Expect,
+    MatrixError,
+    describe_faults,
+    load,
+    parse,
+    select,
+)
+from harness.campaign.zoo_table import (
     EntryReport,
     ZooRun,
     expected_found,
@@ -19,6 +26,7 @@ from harness.zoo_table import (
     render,
     splice,
 )
+from harness.run.config import validate
 from nodes.bugs import ALL_BUGS
 
 

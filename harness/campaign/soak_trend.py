@@ -9,7 +9,7 @@ import os
 from html import escape
 from pathlib import Path
 
-from harness.soak_summary import SoakRun, SoakSummary
+from harness.campaign.soak_summary import SoakRun, SoakSummary
 
 COLOURS = {"valid": "#1a9850", "anomaly": "#d73027", "unknown": "#b8860b", "infra": "#6a3d9a"}
 

@@ -1,6 +1,6 @@
 """`faultline soak`: tests back to back for a time budget, one verdict, a trend.
 
-Each run is a `faultline run` subprocess (harness.campaign_run) with a seed derived from a
+Each run is a `faultline run` subprocess (harness.campaign.run) with a seed derived from a
 printed master seed, rotating through the configs and fault mixes. A failing run never stops
 the soak; a crashed run (exit 3) is retried once and counted apart from anomalies. After every
 run the soak summary is rewritten, the run is kept whole, compacted or removed (--keep), the
@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import config, findings, soak_trend
-from harness.campaign_run import RunRecord, RunRequest, StopOnSignal, read_results, run_with_retry
-from harness.config import ConfigError
-from harness.soak_policy import (
+from harness.campaign import findings, soak_trend
+from harness.campaign.run import RunRecord, RunRequest, StopOnSignal, read_results, run_with_retry
+from harness.campaign.soak_policy import (
     KEEP_MODES,
     SoakError,
     StoredRun,
@@ -41,12 +40,14 @@ from harness.soak_policy import (
     run_seed,
     tree_size,
 )
-from harness.soak_summary import SUMMARY_FILE, SoakRun, SoakSummary, write_junit
-from harness.store import link_latest
+from harness.campaign.soak_summary import SUMMARY_FILE, SoakRun, SoakSummary, write_junit
+from harness.run import config
+from harness.run.config import ConfigError
+from harness.run.store import link_latest
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 #: Soak records live in store/soak/<YYYYmmddTHHMMSS>-<master seed>/ (not a test folder: the
 #: index lists only folders holding test.yaml / history.jsonl / results.json).
 SOAK_DIR = "soak"

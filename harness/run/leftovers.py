@@ -14,7 +14,7 @@ import os
 import signal
 from pathlib import Path
 
-from harness.remote_local import pid_alive
+from harness.remotes.local import pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """`faultline run | analyze`: the user-facing commands of the run engine (`zoo` and `soak`
-live in harness.zoo / harness.soak and drive `faultline run` as subprocesses).
+live in harness.campaign.zoo / harness.campaign.soak and drive `faultline run` as subprocesses).
 
 Exit codes: 0 valid, 1 an anomaly was found, 2 unknown, 3 the run itself failed. Ctrl-C or
 SIGTERM stops a run: faults are healed, nodes torn down, and what was recorded is checked; a
@@ -18,14 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness import analysis, config, leftovers
-from harness.junit import write_junit
+from harness.campaign.junit import write_junit
 from harness.protocols import HarnessError
-from harness.runner import Outcome, Progress, Run
+from harness.run import analysis, config, leftovers
+from harness.run.runner import Outcome, Progress, Run
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "local.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 
 
 def _parser(cmd: str) -> argparse.ArgumentParser:
@@ -209,5 +209,5 @@ def main(argv: list[str]) -> int:
         return cmd_run(rest)
     if cmd == "analyze":
         return cmd_analyze(rest)
-    print(f"faultline: harness.run_cli does not handle {cmd!r}", file=sys.stderr)
+    print(f"faultline: harness.run.cli does not handle {cmd!r}", file=sys.stderr)
     return 3

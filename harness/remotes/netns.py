@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 
-from harness.remote_local import LocalRemote, pid_alive
+from harness.remotes.local import LocalRemote, pid_alive
 
 log = logging.getLogger(__name__)
 

@@ -22,17 +22,18 @@ from typing import Any
 
 import yaml
 
-from harness import analysis, leftovers, providers, store
 from harness import db as dbs
-from harness.generator import ClientGenerator, fault_schedule
-from harness.history import HistoryClosed, HistoryWriter
-from harness.nemesis import Nemesis, run_schedule
+from harness import providers
+from harness.nemesis.core import Nemesis, run_schedule
 from harness.protocols import DB, HarnessError, Provider
+from harness.run import analysis, leftovers, store
+from harness.run.generator import ClientGenerator, fault_schedule
+from harness.run.history import HistoryClosed, HistoryWriter
 from workloads import get as get_workload
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass

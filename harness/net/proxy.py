@@ -9,7 +9,7 @@ that lived through the cut (their byte streams have holes) so the nodes reconnec
 All sockets are served by one selector thread; control calls are queued to that thread and
 wait until applied, so `cut` returns only once the link is really dead.
 
-A link may also carry a message rule (`set_rule`, see harness.msgfilter): its bytes are then
+A link may also carry a message rule (`set_rule`, see harness.net.msgfilter): its bytes are then
 split into transport frames, and frames of the rule's Raft message types are dropped or held.
 A held frame stalls its connection: it and every later byte of that connection are kept, in
 order, and the connection is reset, so the sender reconnects and its later messages go through
@@ -27,8 +27,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
-from harness.selector_loop import CHUNK, SelectorLoop
+from harness.net.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
+from harness.net.selector_loop import CHUNK, SelectorLoop
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.soak_policy import exit_code
+from harness.campaign.soak_policy import exit_code
 
 SUMMARY_FILE = "soak-summary.json"
 SUMMARY_VERSION = 1

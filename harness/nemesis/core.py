@@ -15,12 +15,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness import figure8, grudges
-from harness.generator import FaultEvent
-from harness.history import HistoryWriter
-from harness.msgfilter import hold
+from harness.nemesis import figure8
+from harness.net import grudges
+from harness.net.msgfilter import hold
+from harness.net.proxy import ProxyHub
 from harness.protocols import DB, HarnessError, Provider
-from harness.proxy import ProxyHub
+from harness.run.generator import FaultEvent
+from harness.run.history import HistoryWriter
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +347,7 @@ class Nemesis:
             raise HarnessError(f"adding back {self._undo.get('nodes')} failed for {STALE_STEP_TIMEOUT} s: {errors[-1]}")
         return {"op": "add", "nodes": list(self._undo.get("nodes", [])), "wiped": True}
 
-    # figure eight: an old-term entry counted committed, then overwritten (harness/figure8.py)
+    # figure eight: an old-term entry counted committed, then overwritten (harness/nemesis/figure8.py)
 
     def _start_figure_eight(self, ev: FaultEvent, rng: random.Random) -> dict[str, Any]:
         hub = self._hub()

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import yaml
 
-from harness import findings
-from harness.campaign_run import RunRequest, StopOnSignal, run_with_retry
-from harness.zoo_matrix import MATRIX, Entry, MatrixError, describe_faults, load, select
-from harness.zoo_table import (
+from harness.campaign import findings
+from harness.campaign.run import RunRequest, StopOnSignal, run_with_retry
+from harness.campaign.zoo_matrix import MATRIX, Entry, MatrixError, describe_faults, load, select
+from harness.campaign.zoo_table import (
     EntryReport,
     ZooRun,
     expected_found,
@@ -41,7 +41,7 @@ from harness.zoo_table import (
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RESULTS_FILE = "zoo-results.json"
 
 

@@ -1,7 +1,7 @@
 """Controller-owned proxies for HTTP peer transports that name their sender (etcd's rafthttp).
 
 An etcd member advertises one peer URL that every other member dials, so the local provider's
-per-link proxies (`harness.proxy`) cannot tell links apart. Here there is one proxy per
+per-link proxies (`harness.net.proxy`) cannot tell links apart. Here there is one proxy per
 destination member instead: the member advertises the proxy's address and listens on its own
 peer port behind it. Every request of etcd's Raft transport (stream GETs to
 /raft/stream/{msgapp,message}/<id>, pipeline POSTs to /raft, snapshot POSTs to
@@ -17,7 +17,7 @@ the proxy would not know. A request that names a sender the proxy does not know 
 (the connection is reset), so a misconfiguration shows as a dead link, never as a partition
 that silently does not apply.
 
-A partition is a set of directed links (src, dst), as in `harness.grudges`. Bytes travelling
+A partition is a set of directed links (src, dst), as in `harness.net.grudges`. Bytes travelling
 X -> Y on any connection between X and Y (requests src -> dst, responses and stream payload
 dst -> src) are dropped while (X, Y) is cut, as packets dropped by a firewall: nothing is
 refused, the other side sees silence. A connection accepted while either direction is cut is
@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from harness.selector_loop import CHUNK, SelectorLoop
+from harness.net.selector_loop import CHUNK, SelectorLoop
 
 log = logging.getLogger(__name__)
 

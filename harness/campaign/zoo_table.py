@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness import findings
-from harness.zoo_matrix import Expect
+from harness.campaign import findings
+from harness.campaign.zoo_matrix import Expect
 
 
 def expected_found(expect: Expect, results: dict[str, Any] | None) -> bool:

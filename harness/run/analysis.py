@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from checkers.result import UNKNOWN, CheckResult, merge_verdicts
-from harness.history import read_history
+from harness.run.history import read_history
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One selector thread that splices TCP connections, steered by control calls from other
-threads: the machinery shared by the raftkv link proxies (`harness.proxy`) and the etcd
-peer proxies (`harness.etcd_proxy`). Subclasses accept connections and service their
+threads: the machinery shared by the raftkv link proxies (`harness.net.proxy`) and the etcd
+peer proxies (`harness.net.etcd_proxy`). Subclasses accept connections and service their
 sockets; this class runs the thread, applies control calls on it, and keeps each
 connection's two sockets registered for the events its buffers need (reading stops while
 the other side has BUF_LIMIT bytes unsent: backpressure instead of unbounded memory).

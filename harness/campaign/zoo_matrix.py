@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from harness.config import set_path
+from harness.run.config import set_path
 
-ZOO_DIR = Path(__file__).resolve().parents[1] / "configs" / "zoo"
+ZOO_DIR = Path(__file__).resolve().parents[2] / "configs" / "zoo"
 MATRIX = ZOO_DIR / "matrix.yaml"
 
 

@@ -31,10 +31,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from harness.grudges import complete_grudge
-from harness.msgfilter import drop_commit_at_least, strip_new_term_entries
+from harness.net.grudges import complete_grudge
+from harness.net.msgfilter import drop_commit_at_least, strip_new_term_entries
+from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError, Provider
-from harness.proxy import ProxyHub
 
 STEP_TIMEOUT = 10.0  # bound on each wait of the scenario (elections take a few timeouts)
 ATTEMPTS = 3  # step 1 needs the two followers' logs equal when the leader leaves

@@ -24,7 +24,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: Exit codes of `faultline run`: 0 valid, 1 anomaly, 2 unknown, 3 the run itself failed.
 VERDICTS = {0: "valid", 1: "anomaly", 2: "unknown", 3: "infra"}

@@ -1,0 +1,1 @@
+"""Campaigns of many runs: the nightly soak and the bug zoo, with their summaries."""

@@ -1,0 +1,1 @@
+"""The nemesis: makes faults real and records them in the history."""

@@ -1,0 +1,1 @@
+"""The controller's network: proxies for the local provider's peer links, message filters, grudges."""

@@ -1,0 +1,1 @@
+"""Remotes: run commands on one host (local subprocess, network namespace, SSH)."""
