@@ -3,7 +3,7 @@
 1. netns: setup and teardown of N namespaces on a bridge; one command inside a namespace;
    one partition (isolate a node both ways) and its heal.
 2. ssh: connect, one command, and a 64 KiB SFTP upload, against an OpenSSH server running in
-   a namespace (the same lab as tests/harness_remote/test_remote_ssh.py).
+   a namespace (the same lab as tests/remote/test_ssh.py).
 3. etcd on netns: from `EtcdDB.setup` to a leader known through etcdctl.
 
     .venv/bin/python bench/providers_bench.py [--nodes 3] [--repeat 5]

@@ -44,9 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "nodes"))
 
-from raftkv_cluster import Cluster, free_ports  # noqa: E402
-
 from nodes.client import KVClient  # noqa: E402
+from tests.support.raftkv_cluster import Cluster, free_ports  # noqa: E402
 
 KEYS = 1000
 ETCD = "/usr/bin/etcd"

@@ -1,7 +1,7 @@
 """Report rendering: time and size of report.html for simulated runs of N operations, and the
 time headless Chromium takes to load the page and run its scripts.
 
-Run folders come from the report tests' simulator (tests/reports/runfactory.py: 5 workers,
+Run folders come from the report tests' simulator (tests/support/runfactory.py: 5 workers,
 3 keys, a partition and a kill, node events with a restart, results from the project's Raft
 safety checker; the linearizability search is left out, its cost belongs to the checker).
 
@@ -24,9 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "reports"))
 
-from runfactory import build_run  # noqa: E402
-
 from reports import render_run  # noqa: E402
+from tests.support.runfactory import build_run  # noqa: E402
 
 log = logging.getLogger("report_bench")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO
+from tests.support.env import REPO
 
 
 def test_packages_import() -> None:

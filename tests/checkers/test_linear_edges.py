@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from helpers import history, op
 
 from checkers.history import pair
 from checkers.linear import (
@@ -21,6 +20,7 @@ from checkers.linear import (
     check,
     make_model,
 )
+from tests.support.histories import history, op
 
 KV = make_model("kv")
 

@@ -5,7 +5,6 @@ right after start-up, the disruptive rejoining follower, and non-members/learner
 from __future__ import annotations
 
 import pytest
-from raft_network import Network, log_of, new_raft, read_messages
 
 from nodes.raft import (
     ConfChange,
@@ -19,6 +18,7 @@ from nodes.raft import (
     rand,
 )
 from nodes.raft.types import CAMPAIGN_TRANSFER, vote_resp_type
+from tests.support.raft_network import Network, log_of, new_raft, read_messages
 
 MT = MessageType
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = (

@@ -5,7 +5,6 @@ smaller terms, commit after removal, campaigning while leader, reads with learne
 from __future__ import annotations
 
 import pytest
-from raft_network import Network, log_of, new_raft, read_messages
 
 from nodes.raft import (
     ConfChange,
@@ -16,6 +15,7 @@ from nodes.raft import (
     StateType,
     rand,
 )
+from tests.support.raft_network import Network, log_of, new_raft, read_messages
 
 MT = MessageType
 FOLLOWER, PRE_CANDIDATE, CANDIDATE, LEADER = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from raft_network import log_of
 
 from nodes.raft import (
     Compacted,
@@ -20,6 +19,7 @@ from nodes.raft.inflights import Inflights
 from nodes.raft.log import RaftLog
 from nodes.raft.progress import Progress
 from nodes.raft.types import ProgressState
+from tests.support.raft_network import log_of
 
 
 def storage_with(*terms: int) -> MemoryStorage:

@@ -4,7 +4,6 @@ pending change at a time, and the removed leader (with and without step-down).""
 from __future__ import annotations
 
 import pytest
-from raft_network import Network, log_of, new_raft, read_messages
 
 from nodes.raft import (
     ConfChange,
@@ -16,6 +15,7 @@ from nodes.raft import (
     codec,
     rand,
 )
+from tests.support.raft_network import Network, log_of, new_raft, read_messages
 
 MT = MessageType
 ADD, REMOVE, LEARNER = (

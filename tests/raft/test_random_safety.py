@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from raft_network import Network
 
 from nodes.raft import (
     ConfChange,
@@ -23,6 +22,7 @@ from nodes.raft import (
     StateType,
     rand,
 )
+from tests.support.raft_network import Network
 
 KINDS = ("tick", "tick", "tick", "deliver", "deliver", "deliver", "deliver", "drop",
          "partition", "heal", "heal", "restart", "propose", "propose", "propose", "transfer",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from raft_network import Network
 
 from nodes.raft import (
     Config,
@@ -18,6 +17,7 @@ from nodes.raft import (
     StepPeerNotFound,
     rand,
 )
+from tests.support.raft_network import Network
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ quiesced ticking with CheckQuorum (a quiesced leader's lease still expires)."""
 from __future__ import annotations
 
 import pytest
-from raft_network import Network, log_of, new_raft, read_messages
 
 from nodes.raft import Message, MessageType, ReadOnlyOption, ReadState, StateType, rand
+from tests.support.raft_network import Network, log_of, new_raft, read_messages
 
 MT = MessageType
 LEASE = ReadOnlyOption.LEASE_BASED

@@ -5,14 +5,6 @@ proposal forwarding and the uncommitted-size limit."""
 from __future__ import annotations
 
 import pytest
-from raft_network import (
-    Network,
-    fixture_storage,
-    log_of,
-    network_from_storages,
-    new_raft,
-    read_messages,
-)
 
 from nodes.raft import (
     ConfChange,
@@ -25,6 +17,14 @@ from nodes.raft import (
     ProposalDropped,
     StateType,
     rand,
+)
+from tests.support.raft_network import (
+    Network,
+    fixture_storage,
+    log_of,
+    network_from_storages,
+    new_raft,
+    read_messages,
 )
 
 MT = MessageType

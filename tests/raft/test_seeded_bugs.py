@@ -4,7 +4,6 @@ the in-memory network, and the same scenario without the bug stays safe."""
 from __future__ import annotations
 
 import pytest
-from raft_network import Network, fixture_storage, network_from_storages
 
 from nodes.raft import (
     ConfChange,
@@ -18,6 +17,7 @@ from nodes.raft import (
     StateType,
     rand,
 )
+from tests.support.raft_network import Network, fixture_storage, network_from_storages
 
 MT = MessageType
 

@@ -4,7 +4,6 @@ removed, learner and non-existent nodes, its timeout, and proposals blocked mean
 from __future__ import annotations
 
 import pytest
-from raft_network import Network
 
 from nodes.raft import (
     ConfChange,
@@ -14,6 +13,7 @@ from nodes.raft import (
     StateType,
     rand,
 )
+from tests.support.raft_network import Network
 
 MT = MessageType
 

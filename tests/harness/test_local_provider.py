@@ -1,0 +1,133 @@
+"""The local provider and the raftkv adapter on real processes: partition a minority away and
+writes continue, heal, kill and restart the leader, clocks via libfaketime, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.db.raftkv import RaftkvDB
+from harness.protocols import HarnessError
+from harness.providers.local import LocalProvider, faketime_env, probe_libfaketime
+from harness.remotes.local import pid_alive
+from harness.run.config import validate
+from tests.support.env import find_libfaketime
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[LocalProvider, RaftkvDB]]:
+    test = validate({"nodes": 3, "nemesis": {"faults": []}, "raft": {"election_tick": 5}})
+    provider = LocalProvider(tmp_path / "work", clock=False)
+    db = RaftkvDB(test)
+    pids: list[int] = []
+    try:
+        db.setup(provider, provider.setup(test["nodes"]), test)
+        yield provider, db
+    finally:
+        for node in test["nodes"]:
+            pidfile = tmp_path / "work" / node / "node.pid"
+            if pidfile.exists():
+                pids.append(int(pidfile.read_text()))
+        db.teardown()
+        provider.teardown()
+        for pid in pids:  # belt and braces: nothing may outlive the test
+            if pid_alive(pid):
+                os.kill(pid, 9)
+
+
+def write_ok(db: RaftkvDB, node: str, key: str, value: int, tries: int = 40) -> bool:
+    for _ in range(tries):
+        c = db.client({"workload_opts": {"timeout": 1.0}})
+        c.open(node)
+        try:
+            if c.invoke({"f": "write", "key": key, "value": value})["type"] == "ok":
+                return True
+        finally:
+            c.close()
+        time.sleep(0.25)
+    return False
+
+
+def test_minority_partition_then_leader_kill(cluster: tuple[LocalProvider, RaftkvDB]) -> None:
+    provider, db = cluster
+    leader = db.wait_for_leader(10)
+    assert write_ok(db, leader, "a", 1)
+    minority = next(n for n in db.nodes if n != leader)
+    majority = [n for n in db.nodes if n != minority]
+    provider.partition({minority: set(majority), **{n: {minority} for n in majority}})
+    assert provider.hub is not None and len(provider.hub.cut_links()) == 4
+    # the majority side keeps taking writes
+    assert write_ok(db, leader, "a", 2)
+    # the isolated node cannot get a write committed (it forwards into the void or refuses)
+    c = db.client({"workload_opts": {"timeout": 1.0}})
+    c.open(minority)
+    try:
+        assert c.invoke({"f": "write", "key": "a", "value": 3})["type"] in ("fail", "info")
+    finally:
+        c.close()
+    provider.heal()
+    assert provider.hub.cut_links() == set()
+    db.kill(leader)
+    assert not db.is_running(leader)
+    new_leader = db.wait_for_leader(15)
+    assert new_leader != leader
+    assert write_ok(db, new_leader, "a", 4)
+    db.start(leader)
+    assert db.is_running(leader)
+    assert write_ok(db, leader, "a", 5)
+
+
+def test_bad_bug_name_is_refused() -> None:
+    test = validate({"bugs": ["no-such-bug"], "nemesis": {"faults": []}})
+    with pytest.raises(HarnessError, match="bugs: unknown raftkv bug 'no-such-bug'"):
+        RaftkvDB(test)
+
+
+def test_faketime_env_moves_the_wall_clock_only(tmp_path: Path) -> None:
+    lib = find_libfaketime()
+    if lib is None:
+        pytest.skip("needs libfaketime (Debian package faketime)")
+    reason = probe_libfaketime(lib, tmp_path, faketime_env(lib, "unused"))
+    if reason is not None:
+        pytest.skip(f"libfaketime unusable here: {reason}")
+    ctl = tmp_path / "clock.rc"
+    ctl.write_text("+3600.000000\n")
+    script = "import time; t = time.time(); m = time.monotonic(); time.sleep(0.1); print(t, m)"
+    env = {**os.environ, **faketime_env(lib, str(ctl))}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=10, check=True)
+    fake_wall, fake_mono = map(float, out.stdout.split())
+    assert abs(fake_wall - time.time() - 3600) < 30
+    assert abs(fake_mono - time.monotonic()) < 30  # monotonic is the real one
+
+
+class ArchiveHostsProvider(LocalProvider):
+    """Local processes treated like remote hosts: the adapter must upload and unpack the node
+    code instead of using this source tree."""
+
+    name = "archive-hosts"
+
+
+def test_nodes_run_from_uploaded_archive(tmp_path: Path) -> None:
+    test = validate({"nodes": 3, "nemesis": {"faults": []}, "db_opts": {"python": sys.executable}})
+    provider = ArchiveHostsProvider(tmp_path / "work", clock=False)
+    db = RaftkvDB(test)
+    try:
+        db.setup(provider, provider.setup(test["nodes"]), test)
+        for node in test["nodes"]:
+            code = tmp_path / "work" / node / "code"
+            assert (code / "nodes" / "__main__.py").exists()
+            assert db.argv(node)[0] == sys.executable
+        assert write_ok(db, db.wait_for_leader(10), "z", 1)
+        environ = Path(f"/proc/{int((tmp_path / 'work' / 'n1' / 'node.pid').read_text())}/environ").read_bytes()
+        assert f"PYTHONPATH={tmp_path / 'work' / 'n1' / 'code'}".encode() in environ
+    finally:
+        db.teardown()
+        provider.teardown()

@@ -1,0 +1,61 @@
+"""The client server run by the node loop: order, ids, bad requests, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.raftkv_cluster import Cluster
+
+
+@pytest.fixture
+def single(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, size=1, spare=0)
+    try:
+        c.start("n1")
+        c.wait_leader(["n1"])
+        yield c
+    finally:
+        c.close()
+
+
+def _replies(sock: socket.socket, n: int) -> list[dict[str, Any]]:
+    f = sock.makefile("rb")
+    return [json.loads(f.readline()) for _ in range(n)]
+
+
+def test_pipelined_requests_are_answered_in_order(single: Cluster) -> None:
+    reqs = [
+        {"op": "put", "key": "k", "value": 1, "id": 1},
+        {"op": "cas", "key": "k", "expected": 1, "new": 2, "id": 2},
+        {"op": "get", "key": "k", "id": 3},
+        {"op": "cas", "key": "k", "expected": 1, "new": 3, "id": 4},
+    ]
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in reqs)
+    with socket.create_connection(("127.0.0.1", single.members["n1"].client), timeout=5) as s:
+        s.sendall(data[:7])  # a request split across reads
+        s.sendall(data[7:] + b'{"op": "nope", "key": "k", "id": 5}\nnot json\n')
+        got = _replies(s, 6)
+    assert [r.get("id") for r in got[:4]] == [1, 2, 3, 4]  # a bad request has no id to echo
+    assert [r["status"] for r in got] == ["ok", "ok", "ok", "fail", "fail", "fail"]
+    assert got[2]["value"] == 2
+    assert got[3]["error"] == "cas-mismatch"
+    assert got[4]["error"].startswith("bad-request") and got[5]["error"].startswith("bad-request")
+
+
+def test_many_connections_and_sigterm(single: Cluster) -> None:
+    conns = [single.client("n1") for _ in range(20)]
+    try:
+        for i, kc in enumerate(conns):
+            assert kc.put(f"c{i}", i).status == "ok"
+        for i, kc in enumerate(conns):
+            assert kc.get(f"c{i}").value == i
+    finally:
+        for kc in conns:
+            kc.close()
+    assert single.stop("n1") == 0

@@ -1,0 +1,51 @@
+"""What this machine has: skips with a one-line reason for what it lacks, and process lookups."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+#: The reference corpora ship in the repository (tests/corpora, with their licenses).
+CORPORA = Path(os.environ.get("FAULTLINE_CORPORA", REPO / "tests" / "corpora"))
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces / iptables)")
+
+
+def require_binary(*names: str) -> None:
+    for name in names:
+        if shutil.which(name) is None and not Path(name).exists():
+            pytest.skip(f"needs {name} (install with scripts/setup.sh as root)")
+
+
+def find_libfaketime() -> str | None:
+    for cand in (
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ):
+        if Path(cand).exists():
+            return cand
+    return None
+
+
+def procs_naming(text: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line contains `text`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            pids.append(int(entry.name))
+    return pids
