@@ -42,7 +42,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "nodes"))
 
 from nodes.client import KVClient  # noqa: E402
 from tests.support.raftkv_cluster import Cluster, free_ports  # noqa: E402

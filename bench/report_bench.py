@@ -22,7 +22,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "reports"))
 
 from reports import render_run  # noqa: E402
 from tests.support.runfactory import build_run  # noqa: E402

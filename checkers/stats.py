@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from checkers.result import CheckResult
+from checkers.rundata import StoredRun
 
 NAME = "stats"
 COMPLETIONS = ("ok", "fail", "info")
@@ -80,3 +81,12 @@ def _quantiles(latencies_ns: list[int]) -> dict[str, float]:
     out = {name: round(float(v), 3) for name, v in zip(QUANTILES, values, strict=True)}
     out["max"] = round(float(ms.max()), 3)
     return out
+
+
+class StatsChecker:
+    """Stats as a `Checker` of a stored run: they describe, never judge."""
+
+    name = NAME
+
+    def check(self, run: StoredRun) -> CheckResult:
+        return check(run.history())

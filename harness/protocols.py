@@ -2,8 +2,14 @@
 
 A provider makes hosts and owns the network between them; a `Remote` runs things on one host;
 a `DB` installs and drives the system under test through remotes; a `Client` performs
-operations against one node; a `Nemesis` breaks things; a `Checker` judges a stored history.
-Implementations live in `harness.providers`, `harness.db`, `harness.nemesis.core` and `checkers`.
+operations against one node; the nemesis breaks things; a `Checker` judges a stored run.
+
+What every system under test must do is the small `DB` protocol. What only some can do is a
+separate small protocol each (`Kill`, `Pause`, `LeaderLookup`, `Membership`, ...), as Jepsen
+splits `Kill`, `Pause`, `Primary` and `LogFiles`; the harness asks with `isinstance`, and a
+fault that needs an ability the DB or the provider lacks is refused when the config is
+validated. docs/adding-a-system.md walks through them.
+Implementations live in `harness.providers`, `harness.db`, `harness.nemesis` and `checkers`.
 """
 
 from __future__ import annotations
@@ -12,9 +18,13 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from checkers.result import CheckResult
+from checkers.rundata import StoredRun
+
+if TYPE_CHECKING:
+    from harness.net.proxy import ProxyHub
 
 
 class HarnessError(Exception):
@@ -86,6 +96,15 @@ class Remote(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class WaitableRemote(Protocol):
+    """A remote that can wait for a daemon's exit without polling (its own child)."""
+
+    def wait(self, pidfile: str, timeout: float) -> bool:
+        """True once the process named by `pidfile` has exited, False after `timeout`."""
+        ...
+
+
 @dataclass
 class NodeAddresses:
     """Where a node's services are reached from the controller (client, admin) and where it
@@ -104,8 +123,11 @@ class Provider(Protocol):
     drops all traffic coming from each `src`. `heal()` removes every grudge."""
 
     name: str
-    #: True when the provider can change each node's clock (libfaketime usable there).
+    #: True when the provider can change each node's clock (libfaketime usable there); known
+    #: after setup (the library is probed on the hosts).
     supports_clock: bool
+    #: Why clocks cannot be changed, when supports_clock is False.
+    clock_refusal: str
 
     def setup(self, nodes: Sequence[str]) -> dict[str, Remote]: ...
 
@@ -131,10 +153,41 @@ class Provider(Protocol):
     def teardown(self) -> None: ...
 
 
+# ---- optional abilities of a provider ------------------------------------------------------
+
+
+@runtime_checkable
+class NodeDirs(Protocol):
+    """Hosts share the controller's file system: each node gets a scratch directory there,
+    removed by the runner after logs are collected."""
+
+    def node_dir(self, node: str) -> Path: ...
+
+
+@runtime_checkable
+class MessageProxies(Protocol):
+    """Every directed peer link runs through a proxy the controller owns, which can drop, hold
+    or strip single messages of a transport it can parse (see harness.net.msgfilter)."""
+
+    def message_hub(self) -> ProxyHub: ...
+
+
+@runtime_checkable
+class HttpPeerFronts(Protocol):
+    """One proxy per member for peer protocols that name their sender in HTTP headers (etcd's
+    rafthttp), so a member that advertises one peer URL can still be partitioned per link."""
+
+    def http_peer_address(self, dst: str) -> tuple[str, int]: ...
+
+
+# ---- clients ---------------------------------------------------------------------------------
+
+
 @runtime_checkable
 class Client(Protocol):
     """Performs one operation and returns its completion. `op` and the result are history
-    dicts (see docs/architecture.md): the result's `type` is `ok`, `fail` or `info`."""
+    dicts (see docs/architecture.md): the result's `type` is `ok` (it happened), `fail` (it
+    certainly did not happen) or `info` (unknown: it may take effect later, or never)."""
 
     def open(self, node: str) -> None: ...
 
@@ -143,38 +196,49 @@ class Client(Protocol):
     def close(self) -> None: ...
 
 
+# ---- checkers ----------------------------------------------------------------------------------
+
+
 @runtime_checkable
-class DB(Protocol):
-    """The system under test on a set of hosts."""
+class Checker(Protocol):
+    """Judges a stored run (its history, node logs and events). An exception raised by one
+    checker becomes that checker's "unknown" verdict, never the end of the analysis."""
 
     name: str
 
-    def setup(self, provider: Provider, remotes: Mapping[str, Remote], test: Mapping[str, Any]) -> None: ...
+    def check(self, run: StoredRun) -> CheckResult: ...
 
-    def start(self, node: str) -> None: ...
 
-    def kill(self, node: str) -> None: ...
+# ---- the system under test ---------------------------------------------------------------------
 
-    def pause(self, node: str) -> None: ...
 
-    def resume(self, node: str) -> None: ...
+@runtime_checkable
+class DB(Protocol):
+    """What every system under test must do. Created by its plug-in's `create(test)`, which
+    only reads the config (no I/O): the config validation and `faultline analyze` create one
+    too."""
+
+    name: str
+
+    def setup(self, provider: Provider, remotes: Mapping[str, Remote], test: Mapping[str, Any]) -> None:
+        """Install the system on every host and start every node."""
+        ...
+
+    def wait_for_cluster(self, timeout: float) -> None:
+        """Return once the cluster serves clients (e.g. a leader is elected); HarnessError
+        naming the node at fault if a node exits or nothing is ready within `timeout`."""
+        ...
+
+    def start(self, node: str) -> None:
+        """Start `node` on its existing data (a no-op when it runs)."""
+        ...
+
+    def stop(self, node: str) -> None:
+        """Stop `node` cleanly (its buffered logs flushed)."""
+        ...
 
     def wipe(self, node: str) -> None:
         """Stop the node and delete its data directory."""
-        ...
-
-    def wait_for_leader(self, timeout: float) -> str: ...
-
-    def leader(self) -> str | None: ...
-
-    def members(self) -> list[str]: ...
-
-    def transfer_leader(self, to: str) -> None: ...
-
-    def remove_member(self, node: str) -> None: ...
-
-    def add_member(self, node: str) -> None:
-        """Add `node` back as a voter with an empty data dir and start it (joining)."""
         ...
 
     def client(self, test: Mapping[str, Any]) -> Client: ...
@@ -183,10 +247,99 @@ class DB(Protocol):
         """Download the node's logs and events into `dest` (best effort, never raises)."""
         ...
 
-    def teardown(self) -> None: ...
+    def teardown(self) -> None:
+        """Stop every node; logs stay for `collect`, which the runner calls after."""
+        ...
+
+    def checkers(self, test: Mapping[str, Any]) -> Sequence[Checker]:
+        """The checkers that judge this system's runs: usually the workload's (see
+        `workloads.checkers_for`) and a Raft-safety checker reading this system's events."""
+        ...
 
 
-class Checker(Protocol):
-    name: str
+# ---- optional abilities of a DB -------------------------------------------------------------
 
-    def check(self, test: Mapping[str, Any], history: list[dict[str, Any]], run_dir: Path) -> CheckResult: ...
+
+@runtime_checkable
+class Kill(Protocol):
+    """Crash a node at once (SIGKILL); `DB.start` restarts it on its data."""
+
+    def kill(self, node: str) -> None: ...
+
+
+@runtime_checkable
+class Pause(Protocol):
+    """Freeze a node's processes (SIGSTOP) and let them go on (SIGCONT)."""
+
+    def pause(self, node: str) -> None: ...
+
+    def resume(self, node: str) -> None: ...
+
+
+@runtime_checkable
+class LeaderLookup(Protocol):
+    """Which node leads (of the Raft group the workload uses), as the nodes report it."""
+
+    def leader(self) -> str | None: ...
+
+
+@runtime_checkable
+class LeaderTransfer(Protocol):
+    """Hand leadership to a chosen node (Raft's leader transfer, TimeoutNow)."""
+
+    def transfer_leader(self, to: str) -> None: ...
+
+
+@runtime_checkable
+class LeaderStepDown(Protocol):
+    """Ask the leader to step down, the next leader chosen by the system (NATS's stepdown)."""
+
+    def step_down(self) -> None: ...
+
+
+@runtime_checkable
+class Membership(Protocol):
+    """Change the voting members: remove one, add it back with an empty data directory."""
+
+    def members(self) -> list[str]: ...
+
+    def remove_member(self, node: str) -> None: ...
+
+    def add_member(self, node: str) -> None:
+        """Add `node` back as a voter with an empty data dir and start it (joining)."""
+        ...
+
+
+@runtime_checkable
+class NodeStatus(Protocol):
+    """A node's own view of its Raft state (role, term, voters, indexes), or None if it does
+    not answer within `timeout`."""
+
+    def status(self, node: str, timeout: float = 1.0) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class FakeableClock(Protocol):
+    """The node processes run with the provider's `node_env` (libfaketime preloaded) and read
+    time through libc, so the provider's clock faults reach them. Statically linked Go programs
+    (etcd, nats-server) read the vDSO clock and cannot offer this."""
+
+    def honours_node_clock(self) -> bool: ...
+
+
+@runtime_checkable
+class RaftkvTransport(Protocol):
+    """The peer links carry raftkv's transport frames (nodes/transport.py), which the local
+    provider's proxies parse to drop, hold or strip single Raft messages."""
+
+    def peer_frames(self) -> str: ...
+
+
+@runtime_checkable
+class FaultSupport(Protocol):
+    """A DB's own reasons to refuse a fault that the generic abilities would allow (e.g. etcd
+    partitions on a provider whose per-link proxies cannot tell etcd's links apart)."""
+
+    def refuse_fault(self, fault: str, provider: Provider) -> str | None:
+        """Why `fault` cannot be made real for this test (one line), or None."""
+        ...

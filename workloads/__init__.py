@@ -1,11 +1,16 @@
 """Workloads: what a test does and which model judges it.
 
 `get(name)` returns a `Workload`: the checker model's name (see checkers.linear.registry) and
-a factory of its deterministic op stream (`OpStream`).
+a factory of its deterministic op stream (`OpStream`). `checkers_for(test)` gives the checkers
+that judge a workload's history, which a DB adapter's `checkers()` usually returns with its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from checkers.linear.checker import DEFAULT_TIMEOUT, LinearizabilityChecker
 from workloads.base import OpStream, Workload
 from workloads.kv import KV
 from workloads.register import REGISTER
@@ -24,4 +29,12 @@ def get(name: str) -> Workload:
         raise UnknownWorkload(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})") from None
 
 
-__all__ = ["WORKLOADS", "OpStream", "UnknownWorkload", "Workload", "get"]
+def checkers_for(test: Mapping[str, Any]) -> list[LinearizabilityChecker]:
+    """Linearizability of the test's workload history, with the workload's model and the
+    config's time limit for the search."""
+    workload = get(str(test.get("workload", "kv")))
+    timeout = float((test.get("checker") or {}).get("linearizability_timeout", DEFAULT_TIMEOUT))
+    return [LinearizabilityChecker(workload.model, timeout=timeout)]
+
+
+__all__ = ["WORKLOADS", "OpStream", "UnknownWorkload", "Workload", "checkers_for", "get"]

@@ -1,16 +1,16 @@
-"""The harness-facing checker: `check(test, history, run_dir) -> CheckResult`."""
+"""Linearizability as a `Checker` of a stored run: its history.jsonl against a model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
-
-from checkers.history import ops_from_records
+from checkers.history import HistoryError, ops_from_records
 from checkers.linear.check import check
 from checkers.linear.model import Model
 from checkers.linear.registry import make_model
-from checkers.result import CheckResult
+from checkers.result import UNKNOWN, CheckResult
+from checkers.rundata import StoredRun
+
+#: Seconds before the search gives up with "unknown" (config: checker.linearizability_timeout).
+DEFAULT_TIMEOUT = 120.0
 
 
 class LinearizabilityChecker:
@@ -18,12 +18,13 @@ class LinearizabilityChecker:
 
     name = "linearizability"
 
-    def __init__(self, model: str | Model = "kv", timeout: float | None = 60.0) -> None:
+    def __init__(self, model: str | Model = "kv", timeout: float | None = DEFAULT_TIMEOUT) -> None:
         self.model = make_model(model) if isinstance(model, str) else model
         self.timeout = timeout
 
-    def check(
-        self, test: Mapping[str, Any], history: list[dict[str, Any]], run_dir: Path
-    ) -> CheckResult:
-        ops = ops_from_records(history, str(Path(run_dir) / "history.jsonl"))
+    def check(self, run: StoredRun) -> CheckResult:
+        try:
+            ops = ops_from_records(run.history(), str(run.history_path))
+        except HistoryError as e:
+            return CheckResult(self.name, UNKNOWN, {"error": f"history.jsonl: {e}"})
         return check(self.model, ops, timeout=self.timeout).to_check_result(self.name)

@@ -19,7 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -182,28 +181,3 @@ def run_with_retry(req: RunRequest, stop: threading.Event) -> tuple[RunRecord, R
         req.hard_timeout,
     )
     return run_once(retry, stop), first
-
-
-class StopOnSignal:
-    """First SIGTERM/SIGINT sets `stop` (finish the current run); a second raises KeyboardInterrupt."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> StopOnSignal:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        sys.stderr.write(
-            f"\nfaultline: {signal.Signals(signum).name}: finishing the current run...\n"
-        )
-        self.stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)

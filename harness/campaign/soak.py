@@ -14,7 +14,6 @@ Exit code: 1 any anomaly, else 2 any unknown, else 3 any infrastructure error, e
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import random
 import shutil
@@ -25,8 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import reports
 from harness.campaign import findings, soak_trend
-from harness.campaign.run import RunRecord, RunRequest, StopOnSignal, read_results, run_with_retry
+from harness.campaign.run import RunRecord, RunRequest, read_results, run_with_retry
 from harness.campaign.soak_policy import (
     KEEP_MODES,
     SoakError,
@@ -43,6 +43,7 @@ from harness.campaign.soak_policy import (
 from harness.campaign.soak_summary import SUMMARY_FILE, SoakRun, SoakSummary, write_junit
 from harness.run import config
 from harness.run.config import ConfigError
+from harness.run.signals import StopOnSignal
 from harness.run.store import link_latest
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,6 @@ class Soak:
 
     def _render_index(self) -> None:
         try:
-            reports = importlib.import_module("reports")
             reports.render_index(self.store)
         except Exception as e:  # the soak's verdict stands without the index
             log.warning("store index not rendered: %s: %s", type(e).__name__, e)
@@ -315,7 +315,7 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     print(f"soak: record in {soak.dir}", flush=True)
-    with StopOnSignal(stop):
+    with StopOnSignal(stop, "finishing the current run..."):
         summary = soak.run()
     print(summary.text())
     print(f"summary: {soak.dir / SUMMARY_FILE}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from harness.campaign import findings
-from harness.campaign.run import RunRequest, StopOnSignal, run_with_retry
+from harness.campaign.run import RunRequest, run_with_retry
 from harness.campaign.zoo_matrix import MATRIX, Entry, MatrixError, describe_faults, load, select
 from harness.campaign.zoo_table import (
     EntryReport,
@@ -38,6 +38,7 @@ from harness.campaign.zoo_table import (
     render,
     splice,
 )
+from harness.run.signals import StopOnSignal
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def main(argv: list[str]) -> int:
     print(
         f"zoo: {len(entries)} entries, up to {ns.seeds} seeds each; record in {zoo.dir}", flush=True
     )
-    with StopOnSignal(stop):
+    with StopOnSignal(stop, "finishing the current run..."):
         try:
             reports = zoo.run()
         except KeyboardInterrupt:

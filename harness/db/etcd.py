@@ -10,8 +10,9 @@ sender from etcd's HTTP headers, see harness.net.etcd_proxy) and listens on its 
 behind it, so partitions there cut real TCP links too. Clients always talk to a member's
 client port directly.
 
-Faults that cannot be made real are refused at setup with a clear message:
-- clock faults: etcd is a static Go binary, libfaketime has no effect (harness.run.config refuses);
+Faults that cannot be made real are refused when the config is validated (`refuse_fault`):
+- clock faults: etcd is a static Go binary that reads time through the vDSO; libfaketime
+  cannot reach it;
 - partitions on a provider with per-link peer proxies but no `http_peer_address`: a per-link
   proxy cannot tell which link a connection to a member's one advertised URL belongs to.
 """
@@ -31,8 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checkers.safety.checker import EtcdLogChecker
 from harness.db.etcd_client import EtcdOpClient
-from harness.protocols import HarnessError, Provider, Remote, RemoteError
+from harness.protocols import (
+    Checker,
+    HarnessError,
+    HttpPeerFronts,
+    MessageProxies,
+    NodeDirs,
+    Provider,
+    Remote,
+    RemoteError,
+)
+from workloads import checkers_for
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +81,14 @@ def _url(addr: tuple[str, int]) -> str:
 
 
 class EtcdDB:
+    """Kill, pause, leader lookup and transfer (move-leader), membership; no faked clocks and
+    no message-level faults."""
+
     name = "etcd"
 
     def __init__(self, test: Mapping[str, Any]) -> None:
+        if test.get("bugs"):
+            raise HarnessError("bugs: bug switches exist only for raftkv, not etcd")
         self.opts = EtcdOptions.from_test(test)
         self.token = f"fl-{test.get('name', 'etcd')}-{test.get('seed', 0)}"
         self.provider: Provider | None = None
@@ -104,9 +121,9 @@ class EtcdDB:
 
     def peer_url(self, node: str) -> str:
         """The peer URL `node` advertises and the others dial (its proxy on `local`)."""
-        front = getattr(self._p(), "http_peer_address", None)
-        if callable(front):
-            return _url(front(node))
+        provider = self._p()
+        if isinstance(provider, HttpPeerFronts):
+            return _url(provider.http_peer_address(node))
         return self.peer_listen_url(node)
 
     def peer_listen_url(self, node: str) -> str:
@@ -119,19 +136,8 @@ class EtcdDB:
         self.nodes = list(remotes)
         # On providers whose hosts share the controller's file system, the node's directory
         # in the run's scratch space (removed by the runner after collecting).
-        node_dir = getattr(provider, "node_dir", None)
-        if callable(node_dir) and not self._explicit_dir:
-            self._dirs = {n: f"{node_dir(n)}/etcd" for n in self.nodes}
-        faults = (test.get("nemesis") or {}).get("faults") or []
-        fronted = callable(getattr(provider, "http_peer_address", None))
-        if "partition" in faults and self._proxied_peers() and not fronted:
-            raise HarnessError(
-                f"etcd: partitions cannot be made real on the {provider.name} provider (etcd "
-                "advertises one peer URL per member, so per-link proxies cannot cut one link); "
-                "use provider netns"
-            )
-        if "clock" in faults:
-            raise HarnessError("etcd: clock faults cannot be made real (static Go binary ignores libfaketime)")
+        if isinstance(provider, NodeDirs) and not self._explicit_dir:
+            self._dirs = {n: f"{provider.node_dir(n)}/etcd" for n in self.nodes}
         self._members = list(self.nodes)
         cluster = ",".join(f"{n}={self.peer_url(n)}" for n in self._members)
         for node in self.nodes:
@@ -151,12 +157,14 @@ class EtcdDB:
         remote.run(["sh", "-c", 'rm -rf "$1" && mkdir -p "$1"', "sh", self._dir(node)], sudo=True)
         self.start(node)
 
-    def _proxied_peers(self) -> bool:
-        p = self._p()
-        return any(
-            p.peer_address(a, b) != p.addresses(b).peer_listen
-            for a in self.nodes for b in self.nodes if a != b
-        )
+    def refuse_fault(self, fault: str, provider: Provider) -> str | None:
+        if fault == "clock":
+            return ("etcd is a statically linked Go binary that reads time through the vDSO; "
+                    "libfaketime cannot reach it")
+        if fault == "partition" and isinstance(provider, MessageProxies) and not isinstance(provider, HttpPeerFronts):
+            return ("etcd advertises one peer URL per member, so the provider's per-link proxies cannot "
+                    "cut one link; use provider netns")
+        return None
 
     # -- processes ----------------------------------------------------------------------
     def start(self, node: str) -> None:
@@ -196,6 +204,16 @@ class EtcdDB:
 
     def resume(self, node: str) -> None:
         self.remotes[node].signal(self._pidfile(node), signal.SIGCONT)
+
+    def stop(self, node: str, timeout: float = 10.0) -> None:
+        """SIGTERM (etcd flushes and closes its WAL), SIGKILL after `timeout`."""
+        remote = self.remotes[node]
+        remote.signal(self._pidfile(node), signal.SIGCONT)
+        if remote.signal(self._pidfile(node), signal.SIGTERM):
+            deadline = time.monotonic() + timeout
+            while remote.is_running(self._pidfile(node)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.kill(node)
 
     def wipe(self, node: str) -> None:
         self.kill(node)
@@ -292,6 +310,10 @@ class EtcdDB:
                 return node
         return None
 
+    def wait_for_cluster(self, timeout: float) -> None:
+        lead = self.wait_for_leader(timeout)
+        log.info("etcd cluster up: leader %s", lead)
+
     def wait_for_leader(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:
@@ -351,6 +373,9 @@ class EtcdDB:
             self.remotes[node].download(self._logfile(node), Path(dest) / "etcd.log")
         except (HarnessError, OSError, KeyError) as e:
             log.warning("etcd: could not collect the log of %s: %s", node, e)
+
+    def checkers(self, test: Mapping[str, Any]) -> Sequence[Checker]:
+        return [*checkers_for(test), EtcdLogChecker()]
 
     def teardown(self) -> None:
         for node, remote in self.remotes.items():

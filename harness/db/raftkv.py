@@ -15,14 +15,24 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from checkers.safety.checker import RaftkvEventsChecker
 from harness.db.raftkv_client import RaftkvClient
-from harness.protocols import HarnessError, Provider, Remote, RemoteError
+from harness.protocols import (
+    Checker,
+    HarnessError,
+    NodeDirs,
+    Provider,
+    Remote,
+    RemoteError,
+    WaitableRemote,
+)
 from nodes.admin_client import AdminClient, AdminError
 from nodes.bugs import ALL_BUGS
+from workloads import checkers_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,10 @@ def node_archive() -> bytes:
 
 
 class RaftkvDB:
+    """Every ability of harness.protocols: kill, pause, leader lookup and transfer, membership,
+    per-node status, faked clocks (a Python process under libfaketime) and raftkv's transport
+    frames for message-level faults."""
+
     name = "raftkv"
 
     def __init__(self, test: Mapping[str, Any]) -> None:
@@ -93,8 +107,7 @@ class RaftkvDB:
         base = str(self.opts.get("dir", "/tmp/faultline-raftkv"))
         archive = None if shared else node_archive()
         for node in self.nodes:
-            local_dir = getattr(provider, "node_dir", None)
-            self._dirs[node] = str(local_dir(node)) if callable(local_dir) else f"{base}/{node}"
+            self._dirs[node] = str(provider.node_dir(node)) if isinstance(provider, NodeDirs) else f"{base}/{node}"
             r = remotes[node]
             r.run(["mkdir", "-p", self._dirs[node]])
             if shared:
@@ -113,7 +126,9 @@ class RaftkvDB:
                 self._python[node] = str(self.opts.get("python", "python3"))
         for node in self.nodes:
             self.start(node)
-        leader = self.wait_for_leader(float(test.get("startup_timeout", 30.0)), startup=True)
+
+    def wait_for_cluster(self, timeout: float) -> None:
+        leader = self.wait_for_leader(timeout, startup=True)
         log.info("raftkv cluster up: leader %s", leader)
 
     def argv(self, node: str, join: bool = False) -> list[str]:
@@ -158,9 +173,8 @@ class RaftkvDB:
 
     def _wait_exit(self, node: str, timeout: float) -> bool:
         r = self.remotes[node]
-        wait = getattr(r, "wait", None)
-        if callable(wait):
-            return bool(wait(self._paths(node)["pid"], timeout))
+        if isinstance(r, WaitableRemote):
+            return r.wait(self._paths(node)["pid"], timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not r.is_running(self._paths(node)["pid"]):
@@ -280,7 +294,15 @@ class RaftkvDB:
         self.removed.discard(node)
         self.start(node, join=True)
 
-    # ---- clients, logs, teardown ----
+    # ---- abilities: clocks and message-level faults ----
+
+    def honours_node_clock(self) -> bool:
+        return True  # a Python process: libfaketime in the provider's node_env reaches it
+
+    def peer_frames(self) -> str:
+        return "raftkv"
+
+    # ---- clients, logs, checkers, teardown ----
 
     def client(self, test: Mapping[str, Any]) -> RaftkvClient:
         assert self.provider is not None
@@ -297,6 +319,9 @@ class RaftkvDB:
                 self.remotes[node].download(p[key], dest / name)
             except (RemoteError, OSError) as e:
                 log.warning("%s: could not collect %s: %s", node, name, e)
+
+    def checkers(self, test: Mapping[str, Any]) -> Sequence[Checker]:
+        return [*checkers_for(test), RaftkvEventsChecker()]
 
     def teardown(self) -> None:
         for node in self._dirs:

@@ -236,6 +236,12 @@ class LocalProvider:
             raise HarnessError("local provider: peer_address before setup")
         return self.hub.address(src, dst)
 
+    def message_hub(self) -> ProxyHub:
+        """The proxies of every directed peer link, for message-level faults."""
+        if self.hub is None:
+            raise HarnessError("local provider: message_hub before setup")
+        return self.hub
+
     def http_peer_address(self, dst: str) -> tuple[str, int]:
         """The address every member dials to reach `dst`'s peer port when the peer protocol
         names its sender in HTTP headers (etcd's rafthttp): `dst` advertises it."""

@@ -1,23 +1,31 @@
 """Checks a stored run: history + node events -> results.json (+ history.edn, report.html).
 
-Works on any run folder with a test.yaml and a history.jsonl, also one whose controller was
-killed midway (a torn last line is skipped). A checker that cannot run (missing module, bad
-input) yields an "unknown" entry saying why, never a made-up verdict.
+Which checkers judge a run is its DB adapter's answer (`DB.checkers`), asked again from the
+saved test.yaml. Works on any run folder with a test.yaml and a history.jsonl, also one whose
+controller was killed midway (a torn last line is skipped). A checker that cannot run (bad
+input, a crash) yields an "unknown" entry saying why, never a made-up verdict.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+import reports
+from checkers.history import HistoryError
+from checkers.history import write_edn as write_edn_file
 from checkers.result import UNKNOWN, CheckResult, merge_verdicts
-from harness.run.history import read_history
+from checkers.rundata import StoredRun
+from checkers.stats import StatsChecker
+from harness import db as dbs
+from harness.protocols import Checker, HarnessError
+from workloads import checkers_for
 
 log = logging.getLogger(__name__)
 
@@ -40,70 +48,18 @@ def _unknown(name: str, why: str) -> CheckResult:
     return CheckResult(name, UNKNOWN, {"error": why})
 
 
-def check_linearizability(test: dict[str, Any], history: list[dict[str, Any]]) -> CheckResult:
-    from checkers.history import HistoryError, ops_from_records
-    from checkers.linear import ModelSpecError, check, make_model
-    from workloads import UnknownWorkload
-    from workloads import get as get_workload
-
+def run_checkers(test: Mapping[str, Any]) -> tuple[list[Checker], list[CheckResult]]:
+    """The checkers that judge this run, as its DB adapter names them, plus stats. A plug-in
+    that cannot be loaded any more still gets the workload's checkers, and an "unknown"
+    entry saying why its own were not run."""
+    found: list[Checker] = []
+    missing: list[CheckResult] = []
     try:
-        model = make_model(get_workload(str(test.get("workload", "kv"))).model)
-    except (UnknownWorkload, ModelSpecError) as e:
-        return _unknown("linearizability", str(e))
-    try:
-        ops = ops_from_records(history)
-    except HistoryError as e:
-        return _unknown("linearizability", f"history.jsonl: {e}")
-    timeout = float((test.get("checker") or {}).get("linearizability_timeout", 120.0))
-    return check(model, ops, timeout=timeout).to_check_result("linearizability")
-
-
-def check_safety(run_dir: Path) -> CheckResult:
-    try:
-        safety = importlib.import_module("checkers.safety")
-    except ImportError as e:
-        return _unknown("raft-safety", f"checkers.safety unavailable: {e}")
-    try:
-        result: CheckResult = safety.check_run(run_dir)
-    except (ValueError, OSError, safety.EventLogError) as e:
-        return _unknown("raft-safety", f"node events: {e}")
-    result.name = "raft-safety"
-    return result
-
-
-def check_etcd_safety(run_dir: Path) -> CheckResult:
-    """Raft safety of an etcd run, from the role and boot lines of the collected etcd logs."""
-    try:
-        safety = importlib.import_module("checkers.safety")
-        etcd_log = importlib.import_module("checkers.safety.etcd_log")
-    except ImportError as e:
-        return _unknown("raft-safety", f"checkers.safety unavailable: {e}")
-    logs = {p.parent.name: p for p in sorted((run_dir / "nodes").glob("*/etcd.log"))}
-    if not logs:
-        return _unknown("raft-safety", f"{run_dir / 'nodes'}: no */etcd.log collected")
-    try:
-        result: CheckResult = safety.check(etcd_log.read_etcd_logs(logs))
-    except etcd_log.EtcdLogError as e:
-        return _unknown("raft-safety", str(e))
-    result.name = "raft-safety"
-    return result
-
-
-def check_stats(history: list[dict[str, Any]]) -> CheckResult | None:
-    try:
-        stats = importlib.import_module("checkers.stats")
-    except ImportError as e:
-        # stats describe, they do not judge: a missing module costs the report its numbers only
-        log.warning("stats not computed: checkers.stats unavailable: %s", e)
-        return None
-    res = stats.check(history)
-    if isinstance(res, CheckResult):
-        res.name = "stats"
-        return res
-    if isinstance(res, dict):
-        valid = res.get("valid", UNKNOWN)
-        return CheckResult("stats", valid, {k: v for k, v in res.items() if k != "valid"})
-    return _unknown("stats", f"checkers.stats.check returned {type(res).__name__}")
+        found = list(dbs.create(test).checkers(test))
+    except HarnessError as e:
+        found = list(checkers_for(test))
+        missing.append(_unknown("db-checkers", f"{e}: the DB's own checkers were not run"))
+    return [*found, StatsChecker()], missing
 
 
 def salvage_node_files(run_dir: Path) -> list[str]:
@@ -126,32 +82,24 @@ def salvage_node_files(run_dir: Path) -> list[str]:
 
 
 def analyze(run_dir: Path, write_edn: bool = True) -> dict[str, Any]:
-    """Run every checker that applies to the stored run; write and return results.json."""
+    """Run every checker that judges the stored run; write and return results.json."""
     test = load_test(run_dir)
     salvage_node_files(run_dir)
-    history = read_history(run_dir / "history.jsonl")
-    log.info("%s: checking %d history records", run_dir, len(history))
+    run = StoredRun(run_dir, test)
     if write_edn:
         try:
-            from checkers.history import write_edn as _write_edn
-
-            _write_edn(history, run_dir / "history.edn")
-        except (ImportError, ValueError, TypeError) as e:
+            history = run.history()
+            log.info("%s: %d history records", run_dir, len(history))
+            write_edn_file(history, run_dir / "history.edn")
+        except (HistoryError, ValueError, TypeError) as e:
             log.warning("history.edn not written: %s", e)
-    results: list[CheckResult] = []
-    for name, fn in (
-        ("linearizability", lambda: check_linearizability(test, history)),
-        ("raft-safety", lambda: check_safety(run_dir) if test.get("db") == "raftkv"
-         else check_etcd_safety(run_dir) if test.get("db") == "etcd" else None),
-        ("stats", lambda: check_stats(history)),
-    ):
+    checkers, results = run_checkers(test)
+    for checker in checkers:
         try:
-            r = fn()
+            results.append(checker.check(run))
         except Exception as e:  # a checker crash is an unknown verdict, not a lost run
-            log.exception("checker %s crashed", name)
-            r = _unknown(name, f"checker crashed: {type(e).__name__}: {e}")
-        if r is not None:
-            results.append(r)
+            log.exception("checker %s crashed", checker.name)
+            results.append(_unknown(checker.name, f"checker crashed: {type(e).__name__}: {e}"))
     rec = run_dir / RECOVERY_FILE
     if rec.exists():
         try:
@@ -170,16 +118,11 @@ def analyze(run_dir: Path, write_edn: bool = True) -> dict[str, Any]:
 
 
 def render_report(run_dir: Path) -> Path | None:
-    """reports.render_run if the reports package provides it; None (logged) otherwise."""
+    """The run's report.html and the store's index; None (logged) if rendering failed, since
+    the verdict stands without its report."""
     try:
-        reports = importlib.import_module("reports")
-        render_run = reports.render_run
-    except (ImportError, AttributeError) as e:
-        log.warning("report not rendered: reports.render_run unavailable: %s", e)
-        return None
-    try:
-        path: Path = render_run(run_dir)
-    except Exception as e:  # the verdict stands without its report
+        path: Path = reports.render_run(run_dir)
+    except Exception as e:
         log.exception("report rendering failed")
         log.warning("report not rendered: %s: %s", type(e).__name__, e)
         return None

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from harness import db as dbs
 from harness.campaign.junit import write_junit
+from harness.nemesis import registry
 from harness.protocols import HarnessError
 from harness.run import analysis, config, leftovers
 from harness.run.runner import Outcome, Progress, Run
+from harness.run.signals import StopOnSignal
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"faultline {cmd}", description="run a test against a cluster and check it")
     p.add_argument("config", nargs="?", help=f"YAML test config (default {DEFAULT_CONFIG.name})")
     p.add_argument("--name", help="test name (store folder)")
-    p.add_argument("--db", help="raftkv | etcd")
+    p.add_argument("--db", help=f"the system under test: {' | '.join(dbs.registered())}, or a plug-in module")
     p.add_argument("--provider", help="local | netns | ssh | docker")
     p.add_argument("--nodes", help="node count (3) or names (n1,n2,n3)")
     p.add_argument("--workload", help="kv | register")
-    p.add_argument("--nemesis", help="comma-separated faults: partition,kill,pause,clock,transfer,membership,stale-transfer,figure-eight | none")
+    p.add_argument("--nemesis", help=f"comma-separated faults: {registry.help_line()} | none")
     p.add_argument("--nemesis-interval", type=float, help="seconds between faults")
     p.add_argument("--time-limit", type=float, help="seconds of client load")
     p.add_argument("--concurrency", help="client workers: N or a multiple of nodes like 2n")
@@ -72,29 +72,6 @@ def overrides(ns: argparse.Namespace) -> dict[str, Any]:
         # keep a short run valid: the warm-up shrinks with the time limit
         out.setdefault("warmup", min(5.0, ns.time_limit / 4))
     return out
-
-
-class _Signals:
-    """First SIGINT/SIGTERM sets `stop` (graceful); a second one raises KeyboardInterrupt."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        for s in (signal.SIGINT, signal.SIGTERM):
-            self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        sys.stderr.write(f"\nfaultline: {signal.Signals(signum).name}: stopping, healing and checking...\n")
-        self.stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
 
 
 class _ProgressPrinter:
@@ -159,7 +136,7 @@ def cmd_run(argv: list[str], cmd: str = "run") -> int:
         print(f"faultline: {e}", file=sys.stderr)
         return 3
     outcomes: list[Outcome] = []
-    with _Signals() as sig:
+    with StopOnSignal() as sig:
         for i in range(int(test["test_count"])):
             t = dict(test)
             if i > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,24 +18,17 @@ from typing import Any
 
 import yaml
 
+from harness.nemesis import registry
 from harness.protocols import HarnessError
+from workloads import WORKLOADS
 
 
 class ConfigError(HarnessError):
     """A config file or flag is invalid; the message is one line naming file and field."""
 
 
-FAULTS = ("partition", "kill", "pause", "clock", "transfer", "membership", "stale-transfer", "figure-eight")
-PARTITION_KINDS = ("halves", "one", "leader", "ring", "bridge")
-KILL_KINDS = ("one", "leader", "minority", "all")
-PAUSE_KINDS = ("one", "leader", "minority")
-CLOCK_KINDS = ("jump", "strobe", "rate")
 READ_MODES = ("linearizable", "lease", "serializable")
-DBS = ("raftkv", "etcd")
 PROVIDERS = ("local", "netns", "ssh", "docker")
-WORKLOADS = ("register", "kv")
-#: Providers whose nodes share the controller's kernel; etcd (static Go) ignores libfaketime.
-SHARED_KERNEL = ("local", "netns", "docker")
 
 
 @dataclass(frozen=True)
@@ -96,13 +90,6 @@ def _choice(options: tuple[str, ...]) -> Callable[[str, Any], Any]:
         if v not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {_describe(v)}")
         return str(v)
-
-    return check
-
-
-def _opt_choice(options: tuple[str, ...]) -> Callable[[str, Any], Any]:
-    def check(path: str, v: Any) -> str | None:
-        return None if v is None else _choice(options)(path, v)
 
     return check
 
@@ -185,14 +172,16 @@ WORKLOAD_OPTS: Schema = {
 }
 
 NEMESIS: Schema = {
-    "faults": Field(_list_of(FAULTS), ["partition", "kill", "pause", "transfer"]),
+    "faults": Field(_list_of(registry.names()), ["partition", "kill", "pause", "transfer"]),
     "schedule": Field(_choice(("interval", "random")), "interval"),
     "interval": Field(_num(0.1), 10.0),
     "duration": Field(_num(0.1), 5.0),
-    "partitions": Field(_list_of(PARTITION_KINDS), list(PARTITION_KINDS)),
-    "kills": Field(_list_of(KILL_KINDS), list(KILL_KINDS)),
-    "pauses": Field(_list_of(PAUSE_KINDS), list(PAUSE_KINDS)),
-    "clocks": Field(_list_of(CLOCK_KINDS), list(CLOCK_KINDS)),
+    # one field per fault family with kinds (nemesis.partitions, .kills, ...), from the registry
+    **{
+        f.kinds_field: Field(_list_of(f.kinds), list(f.kinds))
+        for f in registry.families()
+        if f.kinds_field is not None
+    },
     "max_clock_offset": Field(_num(0), 10.0),
 }
 
@@ -202,10 +191,10 @@ CHECKER: Schema = {
 
 SCHEMA: Schema = {
     "name": Field(_str, "raftkv"),
-    "db": Field(_choice(DBS), "raftkv"),
+    "db": Field(_str, "raftkv"),
     "provider": Field(_choice(PROVIDERS), "local"),
     "nodes": Field(_nodes, 3),
-    "workload": Field(_choice(WORKLOADS), "kv"),
+    "workload": Field(_choice(tuple(WORKLOADS)), "kv"),
     "workload_opts": WORKLOAD_OPTS,
     "time_limit": Field(_num(1), 60.0),
     "warmup": Field(_num(0), 5.0),
@@ -254,28 +243,6 @@ def _validate(source: str, schema: Schema, raw: Any, prefix: str) -> dict[str, A
 def _combinations(source: str, cfg: dict[str, Any]) -> None:
     """Refuse combinations that cannot be made real, naming the field at fault."""
     n = len(cfg["nodes"])
-    faults = cfg["nemesis"]["faults"]
-    if "partition" in faults and n < 2:
-        raise ConfigError(f"{source}: nemesis.faults: partition needs at least 2 nodes, got {n}")
-    if "membership" in faults and n < 3:
-        raise ConfigError(f"{source}: nemesis.faults: membership needs at least 3 nodes, got {n}")
-    if "stale-transfer" in faults and (n < 3 or cfg["db"] != "raftkv" or cfg["provider"] != "local"):
-        raise ConfigError(
-            f"{source}: nemesis.faults: stale-transfer needs raftkv on the local provider (its proxies hold "
-            f"messages) and at least 3 nodes, got {cfg['db']} on {cfg['provider']} with {n}"
-        )
-    if "figure-eight" in faults and (n != 3 or cfg["db"] != "raftkv" or cfg["provider"] != "local"):
-        raise ConfigError(
-            f"{source}: nemesis.faults: figure-eight needs raftkv on the local provider (its proxies drop "
-            f"messages) and exactly 3 nodes, got {cfg['db']} on {cfg['provider']} with {n}"
-        )
-    if "clock" in faults and cfg["db"] == "etcd" and cfg["provider"] in SHARED_KERNEL:
-        raise ConfigError(
-            f"{source}: nemesis.faults: clock faults cannot be made real for etcd on the "
-            f"{cfg['provider']} provider (static Go binary ignores libfaketime)"
-        )
-    if cfg["bugs"] and cfg["db"] != "raftkv":
-        raise ConfigError(f"{source}: bugs: bug switches exist only for raftkv, not {cfg['db']}")
     if cfg["warmup"] >= cfg["time_limit"]:
         raise ConfigError(f"{source}: warmup: must be shorter than time_limit ({cfg['time_limit']})")
     mix = cfg["workload_opts"]
@@ -283,6 +250,35 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
         raise ConfigError(f"{source}: workload_opts: the op mix weights must not all be 0")
     if isinstance(cfg["concurrency"], str):
         cfg["concurrency"] = int(cfg["concurrency"][:-1]) * n
+    _ask_db_and_provider(source, cfg)
+
+
+def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
+    """Create the DB adapter and the provider as the run would (their constructors read the
+    config and do no I/O): unknown plug-ins, bad db_opts / provider_opts, and faults that the
+    DB or the provider cannot make real are refused here, before any run folder exists."""
+    from harness import db as dbs
+    from harness import providers
+
+    try:
+        factory = dbs.get(cfg["db"])
+    except HarnessError as e:
+        raise ConfigError(f"{source}: db: {e}") from None
+    try:
+        db = dbs.checked(cfg["db"], factory(cfg))
+    except HarnessError as e:  # the adapter names the field (db_opts.x, bugs, raft.read_mode)
+        raise ConfigError(f"{source}: {e}") from None
+    try:
+        provider = providers.get(cfg["provider"])(cfg, Path(tempfile.gettempdir()) / "faultline-validate")
+    except HarnessError as e:
+        raise ConfigError(f"{source}: provider: {e}") from None
+    for fault in cfg["nemesis"]["faults"]:
+        why = registry.refusal(fault, cfg, db, provider)
+        if why:
+            raise ConfigError(
+                f"{source}: nemesis.faults: {fault} cannot be made real for db {cfg['db']} "
+                f"on the {cfg['provider']} provider: {why}"
+            )
 
 
 #: Keys the runner adds to the saved test.yaml (not config fields; ignored when replaying it).

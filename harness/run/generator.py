@@ -1,24 +1,20 @@
-"""Generators: the seeded, deterministic schedule of client ops and faults of one test.
+"""The client generator: the seeded, deterministic stream of client ops of one test.
 
 The client op sequence comes from the workload's `OpStream` (seeded), handed out to worker
 threads in order under a lock, with a global rate limit and a time limit; which worker gets
-which op depends on timing, the sequence does not. The fault schedule is computed up front
-from its own seeded random source: the same seed gives the same ops and the same faults.
+which op depends on timing, the sequence does not. The fault schedule is the nemesis's
+(harness.nemesis.schedule), computed up front from its own seeded random source: the same seed
+gives the same ops and the same faults.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from workloads.base import OpStream
-
-#: Sub-kinds each fault draws from (the config narrows them per fault).
-KIND_FIELDS = {"partition": "partitions", "kill": "kills", "pause": "pauses", "clock": "clocks"}
 
 
 class ClientGenerator:
@@ -59,49 +55,6 @@ class ClientGenerator:
         if wait > 0 and self._stopped.wait(wait):
             return None
         return op
-
-
-@dataclass(frozen=True)
-class FaultEvent:
-    """One scheduled fault: start at `at` seconds after the test start, heal after `duration`.
-
-    `seed` drives the choice of targets at run time (random nodes), which keeps the choice
-    deterministic while leader-relative targets still follow the live cluster."""
-
-    at: float
-    fault: str
-    kind: str
-    duration: float
-    seed: int
-
-    def describe(self) -> str:
-        return self.fault if self.kind == self.fault else f"{self.fault}({self.kind})"
-
-
-def fault_schedule(nemesis: Mapping[str, Any], seed: int, start: float, end: float) -> list[FaultEvent]:
-    """Faults from `start` to `end` seconds: at fixed intervals or at random (exponential gaps
-    with mean `interval`); each lasts `duration`, cut short before the next and before `end`."""
-    faults: Sequence[str] = nemesis.get("faults", [])
-    if not faults:
-        return []
-    rng = random.Random(f"nemesis-{seed}")
-    interval = float(nemesis.get("interval", 10.0))
-    duration = float(nemesis.get("duration", 5.0))
-    starts: list[float] = []
-    t = start
-    while t < end and len(starts) < 100_000:
-        starts.append(t)
-        gap = interval if nemesis.get("schedule", "interval") == "interval" else rng.expovariate(1.0 / interval)
-        t += max(gap, 0.2)
-    events = []
-    for i, at in enumerate(starts):
-        fault = rng.choice(list(faults))
-        kinds = nemesis.get(KIND_FIELDS[fault], []) if fault in KIND_FIELDS else []
-        kind = rng.choice(list(kinds)) if kinds else fault
-        nxt = starts[i + 1] if i + 1 < len(starts) else end
-        dur = max(0.0, min(duration, nxt - at - 0.1, end - at))
-        events.append(FaultEvent(round(at, 3), fault, kind, round(dur, 3), rng.randrange(2**31)))
-    return events
 
 
 def op_sequence(make_stream: Any, seed: int, opts: Mapping[str, Any], n: int) -> list[dict[str, Any]]:

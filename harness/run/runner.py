@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ import yaml
 from harness import db as dbs
 from harness import providers
 from harness.nemesis.core import Nemesis, run_schedule
-from harness.protocols import DB, HarnessError, Provider
+from harness.nemesis.schedule import fault_schedule
+from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider
 from harness.run import analysis, leftovers, store
-from harness.run.generator import ClientGenerator, fault_schedule
+from harness.run.generator import ClientGenerator
 from harness.run.history import HistoryClosed, HistoryWriter
 from workloads import get as get_workload
 
@@ -72,8 +74,15 @@ class Progress:
         )
 
 
+def faultline_version() -> str:
+    try:
+        return metadata.version("faultline")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def versions(test: dict[str, Any]) -> dict[str, str]:
-    out = {"python": platform.python_version(), "faultline": "0.1.0", "platform": platform.platform()}
+    out = {"python": platform.python_version(), "faultline": faultline_version(), "platform": platform.platform()}
     try:
         rev = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
@@ -105,8 +114,19 @@ def client_worker(
         client.close()
 
 
+def completion(op: dict[str, Any], res: dict[str, Any], process: int, node: str) -> dict[str, Any]:
+    """The history record of an op's completion from the client's result: a read's value only
+    when it is ok (an unknown read observed nothing); the error, if any."""
+    done: dict[str, Any] = {"process": process, "type": res["type"], **op, "node": node}
+    if op["f"] == "read":
+        done["value"] = res.get("value") if res["type"] == "ok" else None
+    if res.get("error"):
+        done["error"] = res["error"]
+    return done
+
+
 def _drive_client(
-    idx: int, concurrency: int, node: str, client: Any, gen: ClientGenerator, history: HistoryWriter, process: int
+    idx: int, concurrency: int, node: str, client: Client, gen: ClientGenerator, history: HistoryWriter, process: int
 ) -> None:
     while True:
         op = gen.next_op()
@@ -118,12 +138,7 @@ def _drive_client(
         except Exception as e:  # unknown outcome: it may or may not have happened
             log.exception("worker %d: client raised", idx)
             res = {"type": "info", "error": f"{type(e).__name__}: {e}"}
-        done: dict[str, Any] = {"process": process, "type": res["type"], **op, "node": node}
-        if op["f"] == "read":
-            done["value"] = res.get("value") if res["type"] == "ok" else None
-        if res.get("error"):
-            done["error"] = res["error"]
-        history.append(done)
+        history.append(completion(op, res, process, node))
         if res["type"] == "info":
             process += concurrency
             client.close()
@@ -138,6 +153,7 @@ class Run:
         self.provider: Provider | None = None
         self.db: DB | None = None
         self.nemesis: Nemesis | None = None
+        self._gen: ClientGenerator | None = None
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         test = self.test
@@ -156,14 +172,15 @@ class Run:
         ticker.start()
         try:
             self.provider = providers.get(test["provider"])(test, run.work_dir)
-            self.db = dbs.get(test["db"])(test)
+            self.db = dbs.create(test)
             remotes = self.provider.setup(test["nodes"])
             if "clock" in test["nemesis"]["faults"] and not self.provider.supports_clock:
-                reason = getattr(self.provider, "clock_refusal", "not supported")
+                reason = self.provider.clock_refusal
                 raise HarnessError(f"clock faults refused on the {test['provider']} provider: {reason}")
             self.progress.phase = "startup"
             self.db.setup(self.provider, remotes, test)
             cluster_up = True
+            self.db.wait_for_cluster(float(test["startup_timeout"]))
             self._main_phase(history)
         except HarnessError as e:
             failure = str(e)
@@ -253,7 +270,7 @@ class Run:
         self.progress.phase = "recovery"
         rec = self._recovery(float(test["recovery_timeout"]))
         (history.path.parent / analysis.RECOVERY_FILE).write_text(json.dumps(rec))
-        if rec["valid"] is True and test["final_reads"] and hasattr(self, "_gen"):
+        if rec["valid"] is True and test["final_reads"] and self._gen is not None:
             self.progress.phase = "final reads"
             self._final_reads(history)
 
@@ -267,7 +284,10 @@ class Run:
         attempt = 0
         while time.monotonic() < deadline and not self.stop.is_set():
             attempt += 1
-            leader = self.db.leader()
+            if isinstance(self.db, LeaderLookup):
+                leader = self.db.leader()
+            else:  # a system without a leader lookup: any node must serve, try each in turn
+                leader = self.test["nodes"][attempt % len(self.test["nodes"])]
             if leader is None:
                 time.sleep(0.2)
                 continue
@@ -290,6 +310,7 @@ class Run:
     def _final_reads(self, history: HistoryWriter) -> None:
         """Read each active key once through every node, as fresh processes."""
         assert self.db is not None
+        assert self._gen is not None
         keys = self._gen.stream.active_keys()
         keyed = self._gen.stream.keyed
         process = 1_000_000
@@ -302,12 +323,7 @@ class Run:
                     if keyed:
                         op["key"] = key
                     history.append({"process": process, "type": "invoke", **op, "node": node})
-                    res = client.invoke(op)
-                    done = {"process": process, "type": res["type"], **op, "node": node}
-                    done["value"] = res.get("value") if res["type"] == "ok" else None
-                    if res.get("error"):
-                        done["error"] = res["error"]
-                    history.append(done)
+                    history.append(completion(op, client.invoke(op), process, node))
                     process += 1
             finally:
                 client.close()

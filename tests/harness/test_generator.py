@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from harness.net import grudges
 from harness.run.config import validate
-from harness.run.generator import ClientGenerator, fault_schedule, op_sequence
+from harness.nemesis.schedule import fault_schedule
+from harness.run.generator import ClientGenerator, op_sequence
 from workloads import get
 
 

@@ -33,7 +33,7 @@ from harness.net.msgfilter import (
 from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError
 from harness.run.config import ConfigError, validate
-from harness.run.generator import FaultEvent
+from harness.nemesis.schedule import FaultEvent
 from harness.run.history import HistoryWriter, read_history
 from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message
@@ -359,6 +359,9 @@ class StaleTransferDB:
     def add_member(self, node: str) -> None:
         self.log.append(("add", node, time.monotonic()))
 
+    def members(self) -> list[str]:
+        return ["n1", "n2", "n3"]
+
     def status(self, node: str, timeout: float = 1.0) -> dict[str, list[str]]:
         return {"voters": [n for n in ("n1", "n2", "n3") if n != node]}
 
@@ -369,6 +372,9 @@ class HubProvider:
 
     def __init__(self, hub: ProxyHub) -> None:
         self.hub = hub
+
+    def message_hub(self) -> ProxyHub:
+        return self.hub
 
 
 def test_stale_transfer_delivers_timeout_now_after_the_removal(hub: ProxyHub, sink: Sink, tmp_path: Path) -> None:
@@ -392,14 +398,14 @@ def test_stale_transfer_delivers_timeout_now_after_the_removal(hub: ProxyHub, si
     assert start["from"] == "n1" and start["held"] == 1 and start["released"] == 1
     assert start["removed"] is True and start["knows_removed"] is True
     assert ops[1]["value"]["nodes"] == [start["to"]]
-    assert nem.removed == set()
+    assert nem.state.removed == set()
 
 
 def test_stale_transfer_needs_raftkv_on_the_local_provider() -> None:
     base = {"db": "raftkv", "provider": "local", "nodes": 3, "nemesis": {"faults": ["stale-transfer"]}}
     assert validate(base)["nemesis"]["faults"] == ["stale-transfer"]
     for field, value in (("provider", "netns"), ("nodes", 2)):
-        with pytest.raises(ConfigError, match="stale-transfer needs raftkv on the local provider"):
+        with pytest.raises(ConfigError, match="stale-transfer cannot be made real for db raftkv"):
             validate({**base, field: value})
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.protocols import HarnessError
-from harness.run.generator import FaultEvent
+from harness.nemesis.schedule import FaultEvent
 from harness.run.history import HistoryWriter, read_history
 
 NODES = ["n1", "n2", "n3"]
@@ -124,11 +124,11 @@ def test_heal_all_undoes_every_fault(setup: Any) -> None:
     nem.start(ev("pause", "one", seed=3))
     assert db.paused
     # a fault left active plus state from earlier faults: heal_all must undo all of it
-    nem.killed.add("n3")
+    nem.state.killed.add("n3")
     db.running.discard("n3")
-    nem.clocked.add("n2")
+    nem.state.clocked.add("n2")
     prov.clocks["n2"] = (5.0, 2.0)
-    nem.removed.add("n2")
+    nem.state.removed.add("n2")
     db.members.discard("n2")
     prov.grudge = {"n1": {"n2"}}
     nem.heal_all()
@@ -161,4 +161,4 @@ def test_schedule_stops_promptly(setup: Any) -> None:
     lines = [json.loads(x) for x in hist.path.read_text().splitlines()]
     assert 2 <= len(lines) < 40
     with pytest.raises(HarnessError):
-        nem._targets("bogus", None)
+        nem.state.targets("bogus", None)

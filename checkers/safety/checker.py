@@ -1,0 +1,44 @@
+"""Raft safety as `Checker`s of a stored run, one per event source: raftkv's node events, or
+the role lines of etcd's logs. A DB adapter names the one that reads its nodes (see
+harness.protocols.DB.checkers). A source that cannot be read gives "unknown", saying why."""
+
+from __future__ import annotations
+
+from checkers.result import UNKNOWN, CheckResult
+from checkers.rundata import StoredRun
+from checkers.safety import etcd_log
+from checkers.safety.check import NAME, check, check_run
+from checkers.safety.events import EventLogError
+
+
+class RaftkvEventsChecker:
+    """Every invariant, from `nodes/<node>/events.jsonl` as raftkv writes them."""
+
+    name = NAME
+
+    def check(self, run: StoredRun) -> CheckResult:
+        try:
+            result = check_run(run.dir)
+        except (ValueError, OSError, EventLogError) as e:
+            return CheckResult(self.name, UNKNOWN, {"error": f"node events: {e}"})
+        result.name = self.name
+        return result
+
+
+class EtcdLogChecker:
+    """Election safety and term monotonicity from etcd 3.4's raft log lines
+    (`nodes/<node>/etcd.log`): role and boot lines only (see checkers.safety.etcd_log for what
+    the logs cannot show)."""
+
+    name = NAME
+
+    def check(self, run: StoredRun) -> CheckResult:
+        logs = {p.parent.name: p for p in sorted(run.nodes_dir.glob("*/etcd.log"))}
+        if not logs:
+            return CheckResult(self.name, UNKNOWN, {"error": f"{run.nodes_dir}: no */etcd.log collected"})
+        try:
+            result = check(etcd_log.read_etcd_logs(logs))
+        except etcd_log.EtcdLogError as e:
+            return CheckResult(self.name, UNKNOWN, {"error": str(e)})
+        result.name = self.name
+        return result

@@ -1,0 +1,1 @@
+"""One module per fault family, each defining `FAULT = Fault(...)` (see harness.nemesis.registry)."""

@@ -1,0 +1,56 @@
+"""Crashes: SIGKILL one node, the leader, a minority or all of them; restart them at the stop."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from harness.nemesis.registry import Fault
+from harness.nemesis.state import ActiveFault, NemesisState
+from harness.protocols import HarnessError, Kill, LeaderLookup
+
+
+def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str, Any]:
+    assert isinstance(st.db, Kill)
+    targets = st.targets(active.kind, rng)
+    for n in targets:
+        st.db.kill(n)
+        st.killed.add(n)
+    active.undo["nodes"] = targets
+    return {"kind": active.kind, "nodes": targets}
+
+
+def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
+    started = []
+    for n in active.undo.get("nodes", []):
+        if n in st.removed:
+            continue
+        st.db.start(n)
+        st.killed.discard(n)
+        started.append(n)
+    return {"kind": active.kind, "restarted": started}
+
+
+def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
+    restart = sorted(st.killed - st.removed)
+    for n in restart:
+        try:
+            st.db.start(n)
+        except (HarnessError, OSError) as e:
+            errors.append(f"restart {n}: {e}")
+    done["restarted"] = restart
+    st.killed.clear()
+
+
+FAULT = Fault(
+    name="kill",
+    summary="crash nodes (SIGKILL) and restart them",
+    start=start,
+    stop=stop,
+    heal=heal,
+    heal_order=40,
+    kinds=("one", "leader", "minority", "all"),
+    kinds_field="kills",
+    db_needs=(Kill,),
+    kind_db_needs={"leader": (LeaderLookup,)},
+)

@@ -1,0 +1,66 @@
+"""What the nemesis knows while faults are in effect: which nodes are killed, paused, clocked,
+removed, whether the network is cut, and the undo data of each active fault.
+
+Fault modules read and change this state; the final heal undoes what it records."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.nemesis.schedule import FaultEvent
+from harness.protocols import DB, HarnessError, LeaderLookup, Provider
+
+
+@dataclass
+class ActiveFault:
+    """A fault that started: its event and what its stop needs to undo it."""
+
+    event: FaultEvent
+    undo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+
+@dataclass
+class NemesisState:
+    db: DB
+    provider: Provider
+    nodes: list[str]
+    max_clock_offset: float = 10.0
+    killed: set[str] = field(default_factory=set)
+    paused: set[str] = field(default_factory=set)
+    clocked: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    partitioned: bool = False
+    #: Message rules set on the provider's proxies, (src, dst), cleared at heal.
+    rules: list[tuple[str, str]] = field(default_factory=list)
+
+    def members(self) -> list[str]:
+        return [n for n in self.nodes if n not in self.removed]
+
+    def live_members(self) -> list[str]:
+        return [n for n in self.members() if n not in self.killed and n not in self.paused]
+
+    def leader(self) -> str | None:
+        return self.db.leader() if isinstance(self.db, LeaderLookup) else None
+
+    def leader_or(self, rng: random.Random) -> str:
+        lead = self.leader()
+        return lead if lead is not None else rng.choice(self.members())
+
+    def targets(self, kind: str, rng: random.Random) -> list[str]:
+        """The nodes a kind of fault hits: one, the leader, a minority, or all members."""
+        members = self.members()
+        if kind == "leader":
+            return [self.leader_or(rng)]
+        if kind == "one":
+            return [rng.choice(members)]
+        if kind == "minority":
+            return sorted(rng.sample(members, max(1, (len(members) - 1) // 2)))
+        if kind == "all":
+            return list(members)
+        raise HarnessError(f"nemesis: unknown target kind {kind!r}")
