@@ -37,7 +37,6 @@ from workloads import checkers_for
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_FS_PROVIDERS = ("local", "netns")
 #: db_opts for raftkv: `dir` (node dirs on remote hosts), `python` (interpreter there)
 DB_OPTS = ("dir", "python")
 
@@ -103,7 +102,8 @@ class RaftkvDB:
     def setup(self, provider: Provider, remotes: Mapping[str, Remote], test: Mapping[str, Any]) -> None:
         self.provider = provider
         self.remotes = remotes
-        shared = provider.name in SHARED_FS_PROVIDERS
+        # Hosts that share this machine's file system run the node from this source tree.
+        shared = isinstance(provider, NodeDirs)
         base = str(self.opts.get("dir", "/tmp/faultline-raftkv"))
         archive = None if shared else node_archive()
         for node in self.nodes:

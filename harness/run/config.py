@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from harness import providers
 from harness.nemesis import registry
 from harness.protocols import HarnessError
 from workloads import WORKLOADS
@@ -28,7 +29,6 @@ class ConfigError(HarnessError):
 
 
 READ_MODES = ("linearizable", "lease", "serializable")
-PROVIDERS = ("local", "netns", "ssh", "docker")
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ CHECKER: Schema = {
 SCHEMA: Schema = {
     "name": Field(_str, "raftkv"),
     "db": Field(_str, "raftkv"),
-    "provider": Field(_choice(PROVIDERS), "local"),
+    "provider": Field(_choice(providers.NAMES), "local"),
     "nodes": Field(_nodes, 3),
     "workload": Field(_choice(tuple(WORKLOADS)), "kv"),
     "workload_opts": WORKLOAD_OPTS,
@@ -258,7 +258,6 @@ def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
     config and do no I/O): unknown plug-ins, bad db_opts / provider_opts, and faults that the
     DB or the provider cannot make real are refused here, before any run folder exists."""
     from harness import db as dbs
-    from harness import providers
 
     try:
         factory = dbs.get(cfg["db"])

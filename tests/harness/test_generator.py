@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.nemesis.schedule import fault_schedule
 from harness.net import grudges
 from harness.run.config import validate
-from harness.nemesis.schedule import fault_schedule
 from harness.run.generator import ClientGenerator, op_sequence
 from workloads import get
 

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.nemesis.core import Nemesis
+from harness.nemesis.schedule import FaultEvent
 from harness.net.msgfilter import (
     Action,
     FrameError,
@@ -33,7 +34,6 @@ from harness.net.msgfilter import (
 from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError
 from harness.run.config import ConfigError, validate
-from harness.nemesis.schedule import FaultEvent
 from harness.run.history import HistoryWriter, read_history
 from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from harness.nemesis.core import Nemesis, run_schedule
-from harness.protocols import HarnessError
 from harness.nemesis.schedule import FaultEvent
+from harness.protocols import HarnessError
 from harness.run.history import HistoryWriter, read_history
 
 NODES = ["n1", "n2", "n3"]
