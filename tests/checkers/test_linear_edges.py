@@ -213,6 +213,7 @@ def test_model_names_parse() -> None:
 
 def test_harness_checker_reports_a_check_result(tmp_path: Any) -> None:
     from checkers.linear.checker import LinearizabilityChecker
+    from checkers.rundata import StoredRun
 
     records = [
         {"time": 1, "process": 0, "type": "invoke", "f": "write", "key": "a", "value": 1},
@@ -221,10 +222,10 @@ def test_harness_checker_reports_a_check_result(tmp_path: Any) -> None:
         {"time": 4, "process": 1, "type": "invoke", "f": "read", "key": "a", "value": None},
         {"time": 5, "process": 1, "type": "ok", "f": "read", "key": "a", "value": 2},
     ]
-    result = LinearizabilityChecker("kv").check({}, records, tmp_path)
+    result = LinearizabilityChecker("kv").check(StoredRun.of_records(records, tmp_path))
     assert result.name == "linearizability" and result.valid is False
     doc = result.to_json()
     assert doc["model"] == "kv" and doc["partitions"] == [{"key": "a", "valid": False, "ops": 2}]
     assert doc["counterexample"]["unplaceable"] == [1]
     records[-1]["value"] = 1
-    assert LinearizabilityChecker("kv").check({}, records, tmp_path).valid is True
+    assert LinearizabilityChecker("kv").check(StoredRun.of_records(records, tmp_path)).valid is True

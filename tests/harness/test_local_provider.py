@@ -7,16 +7,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from harness.db.raftkv import RaftkvDB
-from harness.protocols import HarnessError
+from harness.protocols import HarnessError, NodeAddresses, Remote
 from harness.providers.local import LocalProvider, faketime_env, probe_libfaketime
 from harness.remotes.local import pid_alive
-from harness.run.config import validate
+from harness.run.config import ConfigError, validate
 from tests.support.env import find_libfaketime
 
 pytestmark = pytest.mark.slow
@@ -86,9 +86,8 @@ def test_minority_partition_then_leader_kill(cluster: tuple[LocalProvider, Raftk
 
 
 def test_bad_bug_name_is_refused() -> None:
-    test = validate({"bugs": ["no-such-bug"], "nemesis": {"faults": []}})
-    with pytest.raises(HarnessError, match="bugs: unknown raftkv bug 'no-such-bug'"):
-        RaftkvDB(test)
+    with pytest.raises(ConfigError, match="<config>: bugs: unknown raftkv bug 'no-such-bug'"):
+        validate({"bugs": ["no-such-bug"], "nemesis": {"faults": []}})
 
 
 def test_faketime_env_moves_the_wall_clock_only(tmp_path: Path) -> None:
@@ -108,16 +107,46 @@ def test_faketime_env_moves_the_wall_clock_only(tmp_path: Path) -> None:
     assert abs(fake_mono - time.monotonic()) < 30  # monotonic is the real one
 
 
-class ArchiveHostsProvider(LocalProvider):
-    """Local processes treated like remote hosts: the adapter must upload and unpack the node
-    code instead of using this source tree."""
+class ArchiveHostsProvider:
+    """Local processes treated like remote hosts (no `NodeDirs`): the adapter must upload and
+    unpack the node code instead of using this source tree."""
 
     name = "archive-hosts"
 
+    def __init__(self, work_dir: Path) -> None:
+        self.local = LocalProvider(work_dir, clock=False)
+        self.supports_clock = False
+        self.clock_refusal = "not asked for"
+
+    def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
+        return self.local.setup(nodes)
+
+    def addresses(self, node: str) -> NodeAddresses:
+        return self.local.addresses(node)
+
+    def peer_address(self, src: str, dst: str) -> tuple[str, int]:
+        return self.local.peer_address(src, dst)
+
+    def partition(self, grudge: Mapping[str, set[str]]) -> None:
+        self.local.partition(grudge)
+
+    def heal(self) -> None:
+        self.local.heal()
+
+    def node_env(self, node: str) -> dict[str, str]:
+        return {}
+
+    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
+        raise HarnessError("archive-hosts: no clocks")
+
+    def teardown(self) -> None:
+        self.local.teardown()
+
 
 def test_nodes_run_from_uploaded_archive(tmp_path: Path) -> None:
-    test = validate({"nodes": 3, "nemesis": {"faults": []}, "db_opts": {"python": sys.executable}})
-    provider = ArchiveHostsProvider(tmp_path / "work", clock=False)
+    test = validate({"nodes": 3, "nemesis": {"faults": []},
+                     "db_opts": {"python": sys.executable, "dir": str(tmp_path / "work")}})
+    provider = ArchiveHostsProvider(tmp_path / "work")
     db = RaftkvDB(test)
     try:
         db.setup(provider, provider.setup(test["nodes"]), test)

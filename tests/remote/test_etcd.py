@@ -166,25 +166,22 @@ def test_etcd_on_netns(etcd_on_netns: tuple[Provider, Any], tmp_path: Path) -> N
 
 def test_etcd_refuses_partitions_with_per_link_proxies(tmp_path: Path) -> None:
     from harness.db.etcd import EtcdDB
-    from harness.protocols import NodeAddresses
+    from harness.providers.local import LocalProvider
 
     class ProxiedPeers:
-        """Addresses like the local provider's (each directed peer link has its own proxy),
-        but without its per-member `http_peer_address`: partitions cannot be cut there."""
+        """Per-link peer proxies like the local provider's, but without its per-member
+        `http_peer_address`: etcd's links cannot be cut one by one there."""
 
-        name = "local"
+        name = "proxied"
 
-        def addresses(self, node: str) -> NodeAddresses:
-            k = int(node[1:])
-            return NodeAddresses(("127.0.0.1", 20000 + k), ("127.0.0.1", 21000 + k), ("127.0.0.1", 22000 + k))
-
-        def peer_address(self, src: str, dst: str) -> tuple[str, int]:
-            return ("127.0.0.1", 23000 + 10 * int(src[1:]) + int(dst[1:]))
+        def message_hub(self) -> object:
+            return object()
 
     db = EtcdDB({"name": "t", "seed": 1, "db_opts": {"dir": str(tmp_path)}})
-    with pytest.raises(HarnessError, match="partitions cannot be made real on the local provider"):
-        db.setup(ProxiedPeers(), {"n1": object(), "n2": object()},  # type: ignore[arg-type]
-                 {"nemesis": {"faults": ["partition"]}})
+    why = db.refuse_fault("partition", ProxiedPeers())  # type: ignore[arg-type]
+    assert why is not None and "per-link proxies cannot cut one link" in why
+    assert db.refuse_fault("partition", LocalProvider(tmp_path)) is None
+    assert "libfaketime cannot reach it" in (db.refuse_fault("clock", LocalProvider(tmp_path)) or "")
     with pytest.raises(HarnessError, match=r"db_opts.nope: unknown etcd option"):
         EtcdDB({"db_opts": {"nope": 1}})
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from checkers.rundata import StoredRun
+from checkers.safety.checker import EtcdLogChecker
 from tests.support.env import REPO, find_libfaketime, procs_naming, require_binary, require_root
 
 # Short and modest: the machine is shared, and the faults still fire several times.
@@ -111,8 +113,6 @@ def _zap(ts: str, msg: str) -> str:
 @pytest.mark.parametrize(("second_leader_term", "valid"), [(3, True), (2, False)])
 def test_etcd_raft_safety_reads_collected_logs(tmp_path: Path, second_leader_term: int, valid: bool) -> None:
     """The etcd analysis judges the members' collected logs: two leaders in one term is caught."""
-    from harness.run.analysis import check_etcd_safety
-
     lines = {
         "n1": ["aa became candidate at term 2", "aa became leader at term 2"],
         "n2": [f"bb became candidate at term {second_leader_term}", f"bb became leader at term {second_leader_term}"],
@@ -121,16 +121,14 @@ def test_etcd_raft_safety_reads_collected_logs(tmp_path: Path, second_leader_ter
         (tmp_path / "nodes" / node).mkdir(parents=True)
         log = "\n".join(_zap(f"{10 * i + j:02d}.000", m) for j, m in enumerate(msgs))
         (tmp_path / "nodes" / node / "etcd.log").write_text(log + "\n")
-    result = check_etcd_safety(tmp_path)
+    result = EtcdLogChecker().check(StoredRun(tmp_path))
     assert result.name == "raft-safety" and result.valid is valid
     assert result.details["stats"]["events"] == 4
     assert [v["kind"] for v in result.details["violations"]] == ([] if valid else ["election-safety"])
 
 
 def test_etcd_raft_safety_without_logs_is_unknown(tmp_path: Path) -> None:
-    from harness.run.analysis import check_etcd_safety
-
-    result = check_etcd_safety(tmp_path)
+    result = EtcdLogChecker().check(StoredRun(tmp_path))
     assert result.valid == "unknown" and "etcd.log" in result.details["error"]
 
 
