@@ -2,9 +2,9 @@
 in the history as `process: "nemesis"` ops, and heals everything at the end.
 
 What each fault does is its family's module (harness.nemesis.faults, found through
-harness.nemesis.registry); this module runs them. A fault that fails to apply (no leader to
-transfer from, say) is recorded with its error and the run goes on: it is the system's
-behaviour under test, not the harness's.
+harness.nemesis.registry); this module runs them, several at once when the schedule overlaps
+them (a `mix`). A fault that fails to apply (no leader to transfer from, say) is recorded with
+its error and the run goes on: it is the system's behaviour under test, not the harness's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from harness.nemesis import registry
+from harness.nemesis import registry, schedule
 from harness.nemesis.schedule import FaultEvent
 from harness.nemesis.state import ActiveFault, NemesisState
 from harness.protocols import DB, HarnessError, Provider
@@ -31,7 +31,8 @@ class Nemesis:
     ) -> None:
         self.state = NemesisState(db, provider, list(nodes), max_clock_offset)
         self.history = history
-        self.active: ActiveFault | None = None
+        #: Faults in effect, in the order they started.
+        self.active: list[ActiveFault] = []
         self.count = 0
         self._lock = threading.Lock()
 
@@ -44,16 +45,16 @@ class Nemesis:
         self.history.append(op)
 
     def describe_active(self) -> str:
-        active = self.active
-        return active.event.describe() if active is not None else "none"
+        active = list(self.active)
+        return ", ".join(a.event.describe() for a in active) if active else "none"
 
     # ---- start / stop ----
 
-    def start(self, ev: FaultEvent) -> None:
+    def start(self, ev: FaultEvent) -> ActiveFault:
         with self._lock:
             rng = random.Random(ev.seed)
             active = ActiveFault(ev)
-            self.active = active
+            self.active.append(active)
             self.count += 1
             try:
                 value = registry.get(ev.fault).start(self.state, active, rng)
@@ -62,21 +63,22 @@ class Nemesis:
             except (HarnessError, OSError) as e:
                 self._record(f"start-{ev.fault}", {"kind": ev.kind}, error=str(e))
                 log.warning("nemesis: %s failed: %s", ev.describe(), e)
+            return active
 
-    def during(self, stop: threading.Event) -> None:
-        """What the active fault does while it lasts (a strobing clock); returns at once for
-        most faults."""
-        active = self.active
-        if active is None:
-            return
+    def during(self, active: ActiveFault, stop: threading.Event) -> None:
+        """What the fault does while it lasts (a strobing clock); returns at once for most."""
         fn = registry.get(active.event.fault).during
         if fn is not None:
             fn(self.state, active, stop)
 
-    def stop(self) -> None:
+    def stop(self, active: ActiveFault | None = None) -> None:
+        """Undo one active fault (default: every active one, the newest first)."""
+        if active is None:
+            for a in reversed(list(self.active)):
+                self.stop(a)
+            return
         with self._lock:
-            active = self.active
-            if active is None:
+            if active not in self.active:
                 return
             ev = active.event
             try:
@@ -88,12 +90,12 @@ class Nemesis:
                 self._record(f"stop-{ev.fault}", {"kind": ev.kind}, error=str(e))
                 log.warning("nemesis: healing %s failed: %s", ev.describe(), e)
             finally:
-                self.active = None
+                self.active.remove(active)
 
     # ---- final heal ----
 
     def heal_all(self) -> None:
-        """Undo every fault: stop the active one, then let every family heal what it still
+        """Undo every fault: stop the active ones, then let every family heal what it still
         has in effect (network, pauses, clocks, crashes, membership, in that order). Recorded
         as one `heal` op."""
         self.stop()
@@ -108,17 +110,33 @@ class Nemesis:
 
 
 def run_schedule(nemesis: Nemesis, events: Sequence[FaultEvent], t0: float, stop: threading.Event) -> None:
-    """Play `events` (times relative to monotonic `t0`) until done or `stop` is set."""
+    """Play `events` (times relative to monotonic `t0`) until done or `stop` is set. Events
+    that overlap in time (a `mix`) play in one thread per fault family."""
+    lanes = schedule.lanes(events)
+    if len(lanes) <= 1:
+        _play_lane(nemesis, lanes[0] if lanes else [], t0, stop)
+        return
+    threads = [
+        threading.Thread(target=_play_lane, args=(nemesis, lane, t0, stop), name=f"nemesis-{lane[0].fault}", daemon=True)
+        for lane in lanes
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _play_lane(nemesis: Nemesis, events: Sequence[FaultEvent], t0: float, stop: threading.Event) -> None:
     for ev in events:
         if stop.wait(max(0.0, t0 + ev.at - time.monotonic())):
             return
-        nemesis.start(ev)
-        nemesis.during(stop)
+        active = nemesis.start(ev)
+        nemesis.during(active, stop)
         if registry.get(ev.fault).instantaneous:
-            nemesis.stop()
+            nemesis.stop(active)
             continue
         remaining = t0 + ev.at + ev.duration - time.monotonic()
         stop.wait(max(0.0, remaining))
-        nemesis.stop()
+        nemesis.stop(active)
         if stop.is_set():
             return

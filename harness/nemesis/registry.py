@@ -55,6 +55,9 @@ class Fault:
     max_nodes: int | None = None
     #: Over as soon as it started (a leader transfer): stop runs right after start.
     instantaneous: bool = False
+    #: Plays its own partitions and message rules: never overlaps another fault (refused in a
+    #: `mix` schedule).
+    exclusive: bool = False
     #: Healing order at the end of a run: network first, members added back last.
     heal_order: int = 50
     #: Further refusals that depend on the whole test (a fault-specific reason, or None).
@@ -125,6 +128,9 @@ def refusal(name: str, test: Mapping[str, Any], db: DB, provider: Provider) -> s
     missing = _missing(provider, fault.provider_needs)
     if missing:
         return f"the {provider.name} provider lacks {', '.join(missing)}"
+    nemesis = test.get("nemesis") or {}
+    if fault.exclusive and nemesis.get("schedule") == "mix":
+        return "it plays its own partitions and cannot overlap other faults (use schedule interval or random)"
     if fault.refuse is not None:
         return fault.refuse(test, db, provider)
     return None

@@ -6,6 +6,7 @@ Fault modules read and change this state; the final heal undoes what it records.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +37,27 @@ class NemesisState:
     clocked: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
     partitioned: bool = False
+    #: The grudge of each active partition fault (by id); the network gets their union.
+    grudges: dict[int, Mapping[str, set[str]]] = field(default_factory=dict)
     #: Message rules set on the provider's proxies, (src, dst), cleared at heal.
     rules: list[tuple[str, str]] = field(default_factory=list)
+
+    def cut(self, key: int, grudge: Mapping[str, set[str]] | None) -> None:
+        """Set (or, with None, drop) one fault's grudge and apply the union of all of them:
+        overlapping partitions compose instead of replacing each other."""
+        if grudge is None:
+            self.grudges.pop(key, None)
+        else:
+            self.grudges[key] = grudge
+        union: dict[str, set[str]] = {}
+        for g in self.grudges.values():
+            for dst, srcs in g.items():
+                union.setdefault(dst, set()).update(srcs)
+        if union:
+            self.provider.partition(union)
+        else:
+            self.provider.heal()
+        self.partitioned = bool(union)
 
     def members(self) -> list[str]:
         return [n for n in self.nodes if n not in self.removed]

@@ -18,6 +18,7 @@ from typing import Any
 from harness import db as dbs
 from harness.campaign.junit import write_junit
 from harness.nemesis import registry
+from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, read_schedule
 from harness.protocols import HarnessError
 from harness.run import analysis, config, leftovers
 from harness.run.runner import Outcome, Progress, Run
@@ -46,6 +47,8 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p.add_argument("--store", help="store folder (default store)")
     p.add_argument("--test-count", type=int, help="run the test K times")
     p.add_argument("--junit", help="write a JUnit XML summary to FILE")
+    p.add_argument("--replay", metavar="RUN_DIR",
+                   help="run a stored run again: its test.yaml (seed included) and its recorded fault schedule")
     return p
 
 
@@ -129,7 +132,21 @@ def _combine(codes: list[int]) -> int:
 
 def cmd_run(argv: list[str], cmd: str = "run") -> int:
     ns = _parser(cmd).parse_args(argv)
-    path = ns.config or str(DEFAULT_CONFIG)
+    replay: list[FaultEvent] | None = None
+    replay_of: Path | None = None
+    if ns.replay is not None:
+        if ns.config is not None:
+            print("faultline: give a CONFIG or --replay RUN_DIR, not both", file=sys.stderr)
+            return 3
+        replay_of = Path(ns.replay).resolve()
+        path = str(replay_of / "test.yaml")
+        try:
+            replay = read_schedule(replay_of / SCHEDULE_FILE)
+        except ValueError as e:
+            print(f"faultline: {e}", file=sys.stderr)
+            return 3
+    else:
+        path = ns.config or str(DEFAULT_CONFIG)
     try:
         test = config.load(path, overrides(ns))
     except HarnessError as e:
@@ -145,7 +162,7 @@ def cmd_run(argv: list[str], cmd: str = "run") -> int:
                 print(f"== run {i + 1}/{test['test_count']} (seed {t['seed']})")
             printer = _ProgressPrinter()
             try:
-                outcome = Run(t, sig.stop).execute(printer)
+                outcome = Run(t, sig.stop, replay, replay_of).execute(printer)
             finally:
                 printer.done()
             outcomes.append(outcome)

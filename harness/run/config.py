@@ -173,9 +173,12 @@ WORKLOAD_OPTS: Schema = {
 
 NEMESIS: Schema = {
     "faults": Field(_list_of(registry.names()), ["partition", "kill", "pause", "transfer"]),
-    "schedule": Field(_choice(("interval", "random")), "interval"),
+    # interval / random: one fault at a time; mix: each family on its own timeline, overlapping
+    "schedule": Field(_choice(("interval", "random", "mix")), "interval"),
     "interval": Field(_num(0.1), 10.0),
     "duration": Field(_num(0.1), 5.0),
+    # seconds without faults at the end of the load, before the final heal and recovery check
+    "quiet": Field(_num(0), 0.0),
     # one field per fault family with kinds (nemesis.partitions, .kills, ...), from the registry
     **{
         f.kinds_field: Field(_list_of(f.kinds), list(f.kinds))
@@ -245,6 +248,11 @@ def _combinations(source: str, cfg: dict[str, Any]) -> None:
     n = len(cfg["nodes"])
     if cfg["warmup"] >= cfg["time_limit"]:
         raise ConfigError(f"{source}: warmup: must be shorter than time_limit ({cfg['time_limit']})")
+    if cfg["nemesis"]["quiet"] and cfg["warmup"] + cfg["nemesis"]["quiet"] >= cfg["time_limit"]:
+        raise ConfigError(
+            f"{source}: nemesis.quiet: warmup + quiet must leave time for faults within time_limit "
+            f"({cfg['warmup']} + {cfg['nemesis']['quiet']} >= {cfg['time_limit']})"
+        )
     mix = cfg["workload_opts"]
     if sum(mix[f] for f in ("read", "write", "cas", "delete")) <= 0:
         raise ConfigError(f"{source}: workload_opts: the op mix weights must not all be 0")
@@ -281,7 +289,7 @@ def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
 
 
 #: Keys the runner adds to the saved test.yaml (not config fields; ignored when replaying it).
-RUN_METADATA = frozenset({"versions", "start_time"})
+RUN_METADATA = frozenset({"versions", "start_time", "replay_of"})
 
 
 def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -26,7 +26,7 @@ import yaml
 from harness import db as dbs
 from harness import providers
 from harness.nemesis.core import Nemesis, run_schedule
-from harness.nemesis.schedule import fault_schedule
+from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
 from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider
 from harness.run import analysis, leftovers, store
 from harness.run.generator import ClientGenerator
@@ -146,9 +146,17 @@ def _drive_client(
 
 
 class Run:
-    def __init__(self, test: dict[str, Any], stop: threading.Event | None = None) -> None:
+    """One run. `replay` (the schedule of a stored run, harness.nemesis.schedule.read_schedule)
+    replaces the schedule the seed would give."""
+
+    def __init__(
+        self, test: dict[str, Any], stop: threading.Event | None = None, replay: list[FaultEvent] | None = None,
+        replay_of: Path | None = None,
+    ) -> None:
         self.test = test
         self.stop = stop or threading.Event()
+        self.replay = replay
+        self.replay_of = replay_of
         self.progress = Progress(time_limit=float(test["time_limit"]))
         self.provider: Provider | None = None
         self.db: DB | None = None
@@ -164,6 +172,8 @@ class Run:
         # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops.
         start_time = time.time() - history.now() / 1e9
         saved = {**test, "versions": versions(test), "start_time": round(start_time, 6)}
+        if self.replay_of is not None:
+            saved["replay_of"] = str(self.replay_of)
         (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
         self.progress.history = history
         failure: str | None = None
@@ -218,7 +228,10 @@ class Run:
         )
         self.progress.nemesis = self.nemesis
         limit = float(test["time_limit"])
-        events = fault_schedule(test["nemesis"], int(test["seed"]), float(test["warmup"]), limit)
+        events = self.replay if self.replay is not None else fault_schedule(
+            test["nemesis"], int(test["seed"]), float(test["warmup"]), limit
+        )
+        write_schedule(events, history.path.parent / SCHEDULE_FILE)
         t0 = time.monotonic()
         history.start_ns = int(t0 * 1e9)  # history times count from the start of the load
         self.progress.started = t0

@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 
 from harness.nemesis.core import Nemesis, run_schedule
-from harness.nemesis.schedule import FaultEvent
+from harness.nemesis.schedule import (
+    FaultEvent,
+    fault_schedule,
+    lanes,
+    read_schedule,
+    write_schedule,
+)
 from harness.protocols import HarnessError
+from harness.run.config import ConfigError, validate
 from harness.run.history import HistoryWriter, read_history
 
 NODES = ["n1", "n2", "n3"]
@@ -156,9 +163,83 @@ def test_schedule_stops_promptly(setup: Any) -> None:
     stop.set()
     t.join(2)
     assert not t.is_alive()
-    assert nem.active is None
+    assert nem.active == []
     hist.close()
     lines = [json.loads(x) for x in hist.path.read_text().splitlines()]
     assert 2 <= len(lines) < 40
     with pytest.raises(HarnessError):
         nem.state.targets("bogus", None)
+
+
+# -- several faults at once ------------------------------------------------------------------
+
+MIX = {"faults": ["partition", "kill", "pause"], "schedule": "mix", "interval": 4.0, "duration": 3.0,
+       "partitions": ["one"], "kills": ["one"], "pauses": ["one"]}
+
+
+def overlaps(a: FaultEvent, b: FaultEvent) -> bool:
+    return a.at < b.at + b.duration and b.at < a.at + a.duration
+
+
+def test_mix_overlaps_families_never_one_family_and_keeps_the_quiet_end() -> None:
+    events = fault_schedule({**MIX, "quiet": 10.0}, 7, 5.0, 120.0)
+    assert events == fault_schedule({**MIX, "quiet": 10.0}, 7, 5.0, 120.0)
+    assert events != fault_schedule({**MIX, "quiet": 10.0}, 8, 5.0, 120.0)
+    assert {e.fault for e in events} == {"partition", "kill", "pause"}
+    assert all(e.at + e.duration <= 110.0 + 1e-6 for e in events)
+    by_family = {f: [e for e in events if e.fault == f] for f in MIX["faults"]}
+    for evs in by_family.values():
+        assert all(not overlaps(a, b) for a, b in zip(evs, evs[1:], strict=False))
+    assert any(overlaps(a, b) for a in by_family["partition"] for b in by_family["kill"])
+    # a family added later leaves the others' timelines where they were
+    more = fault_schedule({**MIX, "quiet": 10.0, "faults": [*MIX["faults"], "transfer"]}, 7, 5.0, 120.0)
+    assert [e for e in more if e.fault != "transfer"] == events
+    assert {lane[0].fault: lane for lane in lanes(events)} == by_family
+
+
+def test_quiet_end_for_one_at_a_time_schedules() -> None:
+    nem = {"faults": ["kill"], "interval": 5.0, "duration": 4.0, "quiet": 12.0}
+    events = fault_schedule(nem, 3, 5.0, 60.0)
+    assert events and all(e.at + e.duration <= 48.0 + 1e-6 for e in events)
+    assert fault_schedule({**nem, "quiet": 0.0}, 3, 5.0, 60.0)[: len(events) - 1] == events[:-1]
+
+
+def test_overlapping_partitions_compose(setup: Any) -> None:
+    nem, db, prov, hist = setup
+    first = nem.start(FaultEvent(0.0, "partition", "one", 1.0, seed=1))
+    one = {dst: set(srcs) for dst, srcs in prov.grudge.items()}
+    second = nem.start(FaultEvent(0.0, "partition", "one", 1.0, seed=4))
+    both = prov.grudge
+    assert all(one[d] <= both.get(d, set()) for d in one), "the second partition must not heal the first"
+    nem.stop(first)
+    assert prov.grudge and nem.describe_active() == "partition(one)"
+    nem.stop(second)
+    assert prov.grudge == {}
+
+
+def test_a_mix_plays_families_at_once(setup: Any) -> None:
+    nem, db, prov, hist = setup
+    events = [FaultEvent(0.0, "kill", "one", 0.3, 1), FaultEvent(0.1, "pause", "one", 0.6, 2),
+              FaultEvent(0.4, "kill", "one", 0.1, 3)]
+    run_schedule(nem, events, time.monotonic(), threading.Event())
+    hist.close()
+    fs = [o["f"] for o in read_history(hist.path)]
+    assert fs == ["start-kill", "start-pause", "stop-kill", "start-kill", "stop-kill", "stop-pause"]
+    assert nem.active == []
+
+
+def test_exclusive_faults_are_refused_in_a_mix() -> None:
+    with pytest.raises(ConfigError, match="figure-eight cannot be made real .* cannot overlap other faults"):
+        validate({"nemesis": {"faults": ["figure-eight", "kill"], "schedule": "mix"}})
+
+
+def test_schedule_file_round_trip_and_errors(tmp_path: Path) -> None:
+    events = fault_schedule(MIX, 1, 5.0, 40.0)
+    write_schedule(events, tmp_path / "schedule.json")
+    assert read_schedule(tmp_path / "schedule.json") == events
+    (tmp_path / "bad.json").write_text('{"events": [{"at": 1, "fault": "flood", "kind": "x", "duration": 1, "seed": 2}]}')
+    with pytest.raises(ValueError, match=r"bad.json: event 0: unknown fault 'flood'"):
+        read_schedule(tmp_path / "bad.json")
+    (tmp_path / "torn.json").write_text('{"events": [')
+    with pytest.raises(ValueError, match="torn.json: not a fault schedule"):
+        read_schedule(tmp_path / "torn.json")

@@ -59,5 +59,6 @@ FAULT = Fault(
     db_needs=(LeaderLookup, NodeStatus, RaftkvTransport),
     provider_needs=(MessageProxies,),
     min_nodes=3,
+    exclusive=True,
     max_nodes=3,
 )

@@ -26,15 +26,13 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
         grudge, shape = grudges.bridge(members, rng)
     else:
         raise HarnessError(f"nemesis: unknown partition kind {kind!r}")
-    st.provider.partition(grudge)
-    st.partitioned = True
+    st.cut(id(active), grudge)
     key = "views" if kind == "ring" else "groups"
     return {"kind": kind, key: shape}
 
 
 def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
-    st.provider.heal()
-    st.partitioned = False
+    st.cut(id(active), None)
     return {"kind": active.kind, "healed": True}
 
 
@@ -43,6 +41,7 @@ def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
         st.provider.heal()
     except (HarnessError, OSError) as e:
         errors.append(f"heal network: {e}")
+    st.grudges.clear()
     st.partitioned = False
 
 

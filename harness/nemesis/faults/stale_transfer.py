@@ -115,4 +115,5 @@ FAULT = Fault(
     db_needs=(LeaderLookup, LeaderTransfer, Membership, NodeStatus, RaftkvTransport),
     provider_needs=(MessageProxies,),
     min_nodes=3,
+    exclusive=True,
 )
