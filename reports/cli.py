@@ -39,7 +39,7 @@ def _serve(args: list[str]) -> int:
     except OSError as exc:
         print(f"faultline serve: cannot listen on {ns.bind}:{ns.port}: {exc.strerror}", file=sys.stderr)
         return 3
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"serving {ns.store.resolve()} at http://{host}:{port}/", flush=True)
     try:
         server.serve_forever()

@@ -70,7 +70,8 @@ def _secs(ns: Any) -> str:
 
 def build(cx: dict[str, Any], model: str) -> Counterexample:
     """Read the item-6 counterexample dict; anything malformed becomes a noted problem."""
-    ops_raw = cx.get("ops") if isinstance(cx.get("ops"), list) else []
+    raw = cx.get("ops")
+    ops_raw: list[Any] = raw if isinstance(raw, list) else []
     ops = [o for o in ops_raw if isinstance(o, dict) and "id" in o]
     by_id = {o["id"]: o for o in ops}
     unplaceable = list(dict.fromkeys(u for u in (cx.get("unplaceable") or []) if u in by_id))
@@ -83,8 +84,9 @@ def build(cx: dict[str, Any], model: str) -> Counterexample:
     )
     if len(ops) != len(ops_raw):
         result.problems.append(f"{len(ops_raw) - len(ops)} counterexample op(s) without an id skipped")
-    longest = cx.get("longest") if isinstance(cx.get("longest"), list) else []
-    states = cx.get("states") if isinstance(cx.get("states"), list) else []
+    raw_longest, raw_states = cx.get("longest"), cx.get("states")
+    longest: list[Any] = raw_longest if isinstance(raw_longest, list) else []
+    states: list[Any] = raw_states if isinstance(raw_states, list) else []
     if not longest:
         longest = [[]]
     for i, order in enumerate(longest[:MAX_LINEARIZATIONS]):

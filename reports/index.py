@@ -150,7 +150,7 @@ def find_soaks(store: Path) -> list[SoakRow]:
             master_seed=data.get("master_seed"),
             started=(datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M:%S")
                      if isinstance(started, int | float) else "?"),
-            totals=data.get("totals") if isinstance(data.get("totals"), dict) else {},
+            totals=totals if isinstance(totals := data.get("totals"), dict) else {},
             exit_code=data.get("exit_code"),
         ))
     return rows

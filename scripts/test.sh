@@ -8,7 +8,7 @@ export PATH="$here/.venv/bin:$PATH"
 
 echo "== ruff"
 ruff check . || exit 1
-echo "== mypy (checkers/, nodes/raft/)"
+echo "== mypy (the whole project: packages, tests, benchmarks, examples)"
 mypy || exit 1
 echo "== pytest"
 pytest -q -ra "$@"

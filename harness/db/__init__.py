@@ -53,7 +53,7 @@ def get(name: str) -> DBFactory:
         where = f"module {name}"
     if not callable(factory):
         raise HarnessError(f"db {name!r}: {where} has no create(test) function")
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def create(test: Mapping[str, Any]) -> DB:

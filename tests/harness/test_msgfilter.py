@@ -153,7 +153,7 @@ def raft_frame(t: MessageType, commit: int, term: int = 7, entries: int = 1, ent
     """A transport frame holding a real codec-encoded Raft message."""
     et = term if entry_term is None else entry_term
     m = Message(t, to=2, from_=1, term=term, log_term=term, index=300, commit=commit,
-                entries=[Entry(et, 301 + i, data=b"x" * 200) for i in range(entries)])  # fmt: skip
+                entries=tuple(Entry(et, 301 + i, data=b"x" * 200) for i in range(entries)))  # fmt: skip
     payload = encode_message(m)
     return struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
 
@@ -197,7 +197,7 @@ def test_commit_rule_drops_only_news_of_a_commit(t: MessageType, commit: int, ex
 def test_new_term_entry_rule(entry_term: int, entries: int, expected: Action) -> None:
     rule = strip_new_term_entries("APP")
     assert rule.decide(raft_frame(APP, 3, term=7, entries=entries, entry_term=entry_term)) is expected
-    mixed = encode_message(Message(APP, to=2, from_=1, term=7, entries=[Entry(5, 1), Entry(7, 2)]))
+    mixed = encode_message(Message(APP, to=2, from_=1, term=7, entries=(Entry(5, 1), Entry(7, 2))))
     assert rule.decide(struct.pack(">II", len(mixed), zlib.crc32(mixed)) + mixed) is Action.STRIP
     assert rule.decide(frame(APP, 1)) is Action.FORWARD  # undecodable: not this rule's business
 
@@ -205,7 +205,7 @@ def test_new_term_entry_rule(entry_term: int, entries: int, expected: Action) ->
 def test_strip_keeps_the_log_position_and_older_entries() -> None:
     payload = encode_message(
         Message(APP, to=2, from_=1, term=7, log_term=5, index=10, commit=9,
-                entries=[Entry(5, 11, data=b"a"), Entry(5, 12, data=b"b"), Entry(7, 13)])  # fmt: skip
+                entries=(Entry(5, 11, data=b"a"), Entry(5, 12, data=b"b"), Entry(7, 13)))  # fmt: skip
     )
     f = struct.pack(">II", len(payload), zlib.crc32(payload)) + payload
     rule = strip_new_term_entries("APP")

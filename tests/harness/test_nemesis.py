@@ -173,7 +173,7 @@ def test_schedule_stops_promptly(setup: Any) -> None:
 
 # -- several faults at once ------------------------------------------------------------------
 
-MIX = {"faults": ["partition", "kill", "pause"], "schedule": "mix", "interval": 4.0, "duration": 3.0,
+MIX: dict[str, Any] = {"faults": ["partition", "kill", "pause"], "schedule": "mix", "interval": 4.0, "duration": 3.0,
        "partitions": ["one"], "kills": ["one"], "pauses": ["one"]}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -136,7 +137,7 @@ def run(size: int, seed: int, steps: list[tuple[str, int, int]], pre_vote: bool,
         lease: bool = False) -> Network:
     rand.seed(seed)
     read_mode = ReadOnlyOption.LEASE_BASED if lease and check_quorum else ReadOnlyOption.SAFE
-    cfg = {"pre_vote": pre_vote, "check_quorum": check_quorum, "election_tick": 5,
+    cfg: dict[str, Any] = {"pre_vote": pre_vote, "check_quorum": check_quorum, "election_tick": 5,
            "read_only_option": read_mode,
            "max_size_per_msg": 64, "max_inflight_msgs": 4, "bugs": bugs,
            "step_down_on_removal": spare}

@@ -3,6 +3,8 @@ the in-memory network, and the same scenario without the bug stays safe."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nodes.raft import (
@@ -132,7 +134,7 @@ def test_commit_old_term(bug: bool) -> None:
 
 @pytest.mark.parametrize("bug", [False, True])
 def test_lease_without_check_quorum(bug: bool) -> None:
-    kw = {"read_only_option": ReadOnlyOption.LEASE_BASED, "check_quorum": False}
+    kw: dict[str, Any] = {"read_only_option": ReadOnlyOption.LEASE_BASED, "check_quorum": False}
     if not bug:
         with pytest.raises(ConfigInvalid, match="check_quorum"):
             Network([1, 2, 3], **kw)

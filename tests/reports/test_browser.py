@@ -40,7 +40,9 @@ def test_report_runs_without_js_errors_and_shows_verdict(store: Path, tmp_path: 
     assert f'class="banner {verdict}" data-verdict="{verdict}"' in dom
     assert ('<section id="counterexample">' in dom) == (verdict == "anomaly")
     assert (f'data-checker="linearizability" data-verdict="{verdict}"') in dom
-    n_ops = int(re.search(r"(\d+) client ops", dom).group(1))
+    found = re.search(r"(\d+) client ops", dom)
+    assert found is not None
+    n_ops = int(found.group(1))
     assert f'data-ops-drawn="{n_ops}"' in dom  # the canvas script got through all the ops
     assert 'data-laid-out="1"' in dom  # the Raft timeline's zoom script ran
 
@@ -52,7 +54,9 @@ def test_screenshot_of_anomaly_is_produced_with_red_banner(store: Path, tmp_path
     assert shot.is_file() and shot.stat().st_size > 20_000
     with Image.open(shot) as im:
         assert im.size == (1280, 2400)
-        r, g, b = im.convert("RGB").getpixel((5, 5))
+        pixel = im.convert("RGB").getpixel((5, 5))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel[:3]
     assert (r, g, b) == (0xD7, 0x30, 0x27)  # the anomaly banner colour
 
 

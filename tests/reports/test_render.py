@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -196,7 +197,7 @@ def test_any_history_pairs_without_losing_invokes(history: list[dict]) -> None:
 def test_unknown_checker_says_why_and_counterexample_needs_an_anomaly(tmp_path: Path) -> None:
     run_dir = tmp_path / "t" / "20261126T000000-2"
     run_dir.mkdir(parents=True)
-    cx = {"key": None, "ops": [{"id": 0, "process": 0, "f": "read", "invoke": 0, "complete": 1, "type": "ok"}],
+    cx: dict[str, Any] = {"key": None, "ops": [{"id": 0, "process": 0, "f": "read", "invoke": 0, "complete": 1, "type": "ok"}],
           "longest": [[]], "states": [[]], "unplaceable": [0], "message": "m"}
     results = {"valid": "unknown", "checkers": {
         "linearizability": {"valid": "unknown", "model": "kv", "counterexample": cx,

@@ -43,7 +43,7 @@ def server(store: Path) -> Iterator[tuple[str, int]]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()  # "serving STORE at http://HOST:PORT/"; blocks until up
-        assert line.startswith("serving "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        assert line.startswith("serving "), (line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
         hostport = line.rsplit("http://", 1)[1].strip().rstrip("/")
         host, port = hostport.rsplit(":", 1)
         yield host, int(port)

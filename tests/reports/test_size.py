@@ -22,6 +22,8 @@ def test_report_of_100k_ops_is_under_20_mb(tmp_path: Path) -> None:
     size = out.stat().st_size
     assert size < MAX_BYTES, f"report is {size / 1e6:.1f} MB"
     html = out.read_text()
-    data = json.loads(re.search(r'id="timeline-data">(.*?)</script>', html, re.S).group(1))
+    found = re.search(r'id="timeline-data">(.*?)</script>', html, re.S)
+    assert found is not None
+    data = json.loads(found.group(1))
     assert len(data["s"]) == 100_000  # every op is in the timeline, none dropped to fit
     assert 'class="banner anomaly"' in html  # the raft-safety violation still decides the verdict

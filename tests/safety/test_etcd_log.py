@@ -13,8 +13,8 @@ import pytest
 
 from checkers.safety import check
 from checkers.safety.etcd_log import read_etcd_logs
-from harness.providers.local import free_ports
 from tests.support.env import require_binary
+from tests.support.raftkv_cluster import free_ports
 
 A, B, C = "d8812d7cd4d463e", "9e8217a12029fcba", "3eb5319275c205c9"
 
@@ -175,7 +175,7 @@ def etcd_cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
     require_binary("etcd")
     names = ["e1", "e2", "e3"]
     # Chosen together so that no two are the same (one at a time, a port can come back).
-    ports = iter(free_ports("127.0.0.1", 2 * len(names)))
+    ports = iter(free_ports(2 * len(names)))
     peer = {n: next(ports) for n in names}
     initial = ",".join(f"{n}=http://127.0.0.1:{peer[n]}" for n in names)
     procs: list[subprocess.Popen[bytes]] = []

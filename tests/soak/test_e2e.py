@@ -14,6 +14,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,10 +43,11 @@ def soak_args(store: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "harness", "soak", *args, "--store", str(store)]
 
 
-def the_summary(store: Path) -> dict:  # type: ignore[type-arg]
+def the_summary(store: Path) -> dict[str, Any]:
     found = sorted((store / "soak").glob("*/soak-summary.json"))
     assert len(found) == 1, found
-    return json.loads(found[0].read_text())  # type: ignore[no-any-return]
+    summary: dict[str, Any] = json.loads(found[0].read_text())
+    return summary
 
 
 def test_soak_with_a_seeded_bug_reports_the_anomaly(store: Path, tmp_path: Path) -> None:
@@ -141,8 +143,8 @@ def test_sigterm_mid_soak_finishes_the_run_and_writes_the_summary(
     run_dir = Path(run["run_dir"])
     results = json.loads((run_dir / "results.json").read_text())
     assert results["checkers"]["linearizability"]["valid"] is True
-    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
-    assert history[-1]["time"] < 35e9  # well before the 40 s limit
-    assert any(op["f"] == "heal" for op in history)
+    ops = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert ops[-1]["time"] < 35e9  # well before the 40 s limit
+    assert any(op["f"] == "heal" for op in ops)
     assert ET.parse(junit).getroot().get("tests") == "1"
     assert procs_naming(str(store)) == []

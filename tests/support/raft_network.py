@@ -54,19 +54,19 @@ class SimNode:
 
     @property
     def state(self) -> StateType:
-        return self.rn.raft.state  # type: ignore[no-any-return]
+        return self.rn.raft.state
 
     @property
     def term(self) -> int:
-        return self.rn.raft.term  # type: ignore[no-any-return]
+        return self.rn.raft.term
 
     @property
     def commit(self) -> int:
-        return self.rn.raft.raft_log.committed  # type: ignore[no-any-return]
+        return self.rn.raft.raft_log.committed
 
     def log_entries(self) -> list[Entry]:
         """The node's whole log including unstable entries (from first index)."""
-        return self.rn.raft.raft_log.all_entries()  # type: ignore[no-any-return]
+        return self.rn.raft.raft_log.all_entries()
 
 
 def make_config(node_id: int, storage: MemoryStorage, **cfg: Any) -> Config:

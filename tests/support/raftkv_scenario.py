@@ -43,7 +43,10 @@ def partition_heal_kill_restart(db: RaftkvDB, provider: Provider, nodes: Sequenc
         rest = [n for n in nodes if n != minority]
         provider.partition({minority: set(rest), **{n: {minority} for n in rest}})
         for i in range(2, 6):
-            assert eventually("write in majority", lambda i=i: kv(db.wait_for_leader(20)).put("k", i).status == "ok")
+            def majority_write(i: int = i) -> bool:
+                return kv(db.wait_for_leader(20)).put("k", i).status == "ok"
+
+            assert eventually("write in majority", majority_write)
         st = db.status(minority)
         assert st is not None and st["role"] != "leader"
         provider.heal()

@@ -21,7 +21,8 @@ LOG_FD: int | None = None
 
 
 def apply(req: dict[str, Any]) -> dict[str, Any]:
-    f, key, value = req.get("f"), str(req.get("key")), req.get("value")
+    f, key = req.get("f"), str(req.get("key"))
+    value: Any = req.get("value")
     with LOCK:
         if f == "read":
             return {"type": "ok", "value": STATE.get(key)}

@@ -42,10 +42,9 @@ def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
 
 def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
     removed = sorted(st.removed)
-    if removed:
-        assert isinstance(st.db, Membership)
     for n in removed:
         try:
+            assert isinstance(st.db, Membership)
             st.db.add_member(n)
         except (HarnessError, OSError) as e:
             errors.append(f"add back {n}: {e}")

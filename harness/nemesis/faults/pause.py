@@ -32,10 +32,9 @@ def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
 
 def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
     paused = sorted(st.paused)
-    if paused:
-        assert isinstance(st.db, Pause)
     for n in paused:
         try:
+            assert isinstance(st.db, Pause)
             st.db.resume(n)
         except (HarnessError, OSError) as e:
             errors.append(f"resume {n}: {e}")
