@@ -24,19 +24,29 @@ refused, the other side sees silence. A connection accepted while either directi
 never connected to dst. Healing closes every connection that lived through a cut (its byte
 streams have holes), so the members reconnect cleanly. Client traffic (etcdctl, the workload)
 goes to each member's client port directly and is never proxied.
+
+A directed link may be degraded (`set_conditions`, harness.net.linkcond) in `byte` units
+only: the bytes travelling X -> Y on any connection between X and Y are delayed (delay,
+jitter, and reordering across connections: etcd's msgapp stream, message stream and pipeline
+posts each have their own). Requests that name no sender are not delayed (their sender is
+unknown). Loss and duplication of a byte stream cannot be made real here (see linkcond).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import selectors
 import socket
 import struct
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from harness.net.selector_loop import CHUNK, SelectorLoop
+from harness.net.linkcond import Backlog, LinkConditions, Shaper, combine
+from harness.net.selector_loop import CHUNK, SelectorLoop, drained
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +114,9 @@ class _Conn:
     to_down: bytearray = field(default_factory=bytearray)
     connected: bool = False
     tainted: bool = False  # lived through a cut
+    late_up: Backlog = field(default_factory=Backlog)
+    late_down: Backlog = field(default_factory=Backlog)
+    closing: bool = False
 
     @property
     def classified(self) -> bool:
@@ -115,6 +128,7 @@ class _LinkStats:
     conns: int = 0  # connections accepted on this link
     forwarded: int = 0
     dropped: int = 0
+    delayed: int = 0  # chunks that waited under a link condition
 
 
 class HttpPeerProxies(SelectorLoop):
@@ -130,6 +144,10 @@ class HttpPeerProxies(SelectorLoop):
         self._conns: set[_Conn] = set()
         self._cut: set[tuple[str, str]] = set()
         self._stats: dict[tuple[str, str], _LinkStats] = {}
+        #: Link conditions by directed link and owner (one fault each), and their shapers.
+        self._conditions: dict[tuple[str, str], dict[str, LinkConditions]] = {}
+        self._shapers: dict[tuple[str, str], Shaper] = {}
+        self._lagging: set[_Conn] = set()
         self.anonymous_requests = 0
         self.refused = 0
         for dst in self._targets:
@@ -164,6 +182,48 @@ class HttpPeerProxies(SelectorLoop):
     def cut_links(self) -> set[tuple[str, str]]:
         return set(self._cut)
 
+    def set_conditions(
+        self, owner: str, conditions: Mapping[tuple[str, str], LinkConditions], seed: int = 0
+    ) -> None:
+        """Degrade exactly the links of `conditions` (byte units) on behalf of `owner`; its
+        conditions elsewhere are removed, other owners' stay and combine."""
+        unknown = {n for link in conditions for n in link} - set(self._targets)
+        if unknown:
+            raise KeyError(f"no proxy for nodes {sorted(unknown)}")
+        units = {c.unit for c in conditions.values()} - {"byte"}
+        if units:
+            raise ValueError(f"etcd peer proxies carry HTTP byte streams: cannot degrade them in {sorted(units)} units")
+
+        def apply() -> None:
+            for key in set(conditions) | set(self._conditions):
+                owned = self._conditions.setdefault(key, {})
+                if key in conditions:
+                    owned[owner] = conditions[key]
+                elif owned.pop(owner, None) is None:
+                    continue
+                self._reshape(key, random.Random(f"{seed}:{key[0]}->{key[1]}"))
+
+        self._call(apply)
+
+    def clear_conditions(self, owner: str | None = None) -> list[tuple[str, str]]:
+        """Remove `owner`'s conditions (everyone's if None); returns the links that had some."""
+        cleared: list[tuple[str, str]] = []
+
+        def apply() -> None:
+            for key, owned in self._conditions.items():
+                if owner is None and owned:
+                    owned.clear()
+                elif owner is None or owned.pop(owner, None) is None:
+                    continue
+                cleared.append(key)
+                self._reshape(key, random.Random(f"{owner}:{key[0]}->{key[1]}"))
+
+        self._call(apply)
+        return sorted(cleared)
+
+    def conditions(self) -> dict[tuple[str, str], LinkConditions]:
+        return {k: s.cond for k, s in self._shapers.items()}
+
     def stats(self) -> dict[str, dict[str, int]]:
         """Per directed link: connections accepted, bytes forwarded and dropped."""
         out: dict[str, dict[str, int]] = {}
@@ -189,6 +249,42 @@ class HttpPeerProxies(SelectorLoop):
         self._shut_down(close_all)
 
     # ---- the selector thread ----
+
+    def _select_timeout(self) -> float:
+        due = [t for c in self._lagging for t in (c.late_up.next_due(), c.late_down.next_due()) if t is not None]
+        return 1.0 if not due else max(0.0, min(1.0, min(due) - time.monotonic()))
+
+    def _after_select(self) -> None:  # delayed bytes whose time has come
+        if self._lagging:
+            now = time.monotonic()
+            for c in list(self._lagging):
+                self._deliver_due(c, now)
+
+    def _reshape(self, key: tuple[str, str], rng: random.Random) -> None:
+        cond = combine(self._conditions.get(key, {}).values())
+        if cond is None:
+            self._shapers.pop(key, None)
+            # what the cleared direction delays is delivered now (in _after_select, in order)
+            self._lagging.update(c for c in self._conns if c.late_up or c.late_down)
+        else:
+            self._shapers[key] = Shaper(cond, rng)
+
+    def _deliver_due(self, c: _Conn, now: float) -> None:
+        for late, buf, up in ((c.late_up, c.to_up, True), (c.late_down, c.to_down, False)):
+            if not late:
+                continue
+            pair = None if c.src is None else ((c.src, c.dst) if up else (c.dst, c.src))
+            data, _ = late.pop_due(now if pair in self._shapers else math.inf)
+            if pair is not None and pair in self._cut:
+                self._stats.setdefault(pair, _LinkStats()).dropped += len(data)
+            else:
+                buf += data
+        if not c.late_up and not c.late_down:
+            self._lagging.discard(c)
+        if c.closing and drained(c):
+            self._close(c)
+            return
+        self._interest(c)
 
     def _apply_cut(self, links: set[tuple[str, str]]) -> None:
         self._cut = links
@@ -253,7 +349,7 @@ class HttpPeerProxies(SelectorLoop):
             c.tainted = True
             st.dropped += len(raw) + len(_END) + len(rest)
             return
-        c.to_up += raw + _END + rest
+        self._push(c, c.late_up, c.to_up, (src, c.dst), raw + _END + rest)
         self._connect_up(c)
 
     def _refuse(self, c: _Conn) -> None:
@@ -293,6 +389,8 @@ class HttpPeerProxies(SelectorLoop):
             c.connected = True
         if mask & selectors.EVENT_READ and not self._read(c, sock):
             return
+        if sock.fileno() < 0:
+            return
         if mask & selectors.EVENT_WRITE:
             out, buf = (c.up, c.to_up) if sock is c.up else (c.down, c.to_down)
             if buf and out is not None and (out is c.down or c.connected):
@@ -307,6 +405,9 @@ class HttpPeerProxies(SelectorLoop):
                 if c.src is not None:
                     pair = (c.src, c.dst) if out is c.up else (c.dst, c.src)
                     self._stats.setdefault(pair, _LinkStats()).forwarded += n
+        if c.closing and drained(c):
+            self._close(c)
+            return
         self._interest(c)
 
     def _read(self, c: _Conn, sock: socket.socket) -> bool:
@@ -319,6 +420,10 @@ class HttpPeerProxies(SelectorLoop):
             self._close(c)
             return False
         if data == b"":
+            if c.classified and c.up is not None and not drained(c):
+                c.closing = True  # deliver what is on its way, then close
+                self._interest(c)
+                return True
             self._close(c)
             return False
         if not c.classified:
@@ -337,11 +442,24 @@ class HttpPeerProxies(SelectorLoop):
         if pair is not None and (pair in self._cut or c.up is None):
             self._stats.setdefault(pair, _LinkStats()).dropped += len(data)  # blackholed
         elif sock is c.down:
-            c.to_up += data
+            self._push(c, c.late_up, c.to_up, pair, data)
         else:
-            c.to_down += data
+            self._push(c, c.late_down, c.to_down, pair, data)
         return True
 
+    def _push(self, c: _Conn, late: Backlog, buf: bytearray, pair: tuple[str, str] | None, data: bytes) -> None:
+        """Bytes travelling `pair`: now, or once due under its conditions (in order)."""
+        shaper = None if pair is None else self._shapers.get(pair)
+        if shaper is None and not late:
+            buf += data
+            return
+        lag = 0.0 if shaper is None else late.stream_lag(shaper)
+        if lag > 0 and pair is not None:
+            self._stats.setdefault(pair, _LinkStats()).delayed += 1
+        late.push(data, time.monotonic() + lag)
+        self._lagging.add(c)
+
     def _close(self, c: _Conn) -> None:
+        self._lagging.discard(c)
         self._close_sockets(c)
         self._conns.discard(c)

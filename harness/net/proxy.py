@@ -16,19 +16,32 @@ order, and the connection is reset, so the sender reconnects and its later messa
 on the new one (TCP orders one connection, not two). The held frames are delivered, in order,
 on a fresh connection to dst at their release time (or when the rule is cleared): to the
 receiver they are messages that spent that long in the network.
+
+A link may also be degraded (`set_conditions`, see harness.net.linkcond): delay, jitter,
+loss, duplication, reordering. In `message` units (raftkv) the link is split into frames as
+for a rule (its open connections are reset once, when the first message condition is set) and
+each Raft message meets its own fate; in `byte` units the bytes of each connection wait in a
+backlog until due. Bytes dst sends back on a link's connection travel dst -> src and meet the
+conditions of that link. A sender that closes its connection while messages are still on their
+way does not take them back: they are delivered at their due time on a fresh connection, like
+held frames (byte streams instead close once what is on its way was delivered).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 import selectors
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from harness.net.linkcond import Backlog, LinkConditions, Shaper, combine
 from harness.net.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
-from harness.net.selector_loop import CHUNK, SelectorLoop
+from harness.net.selector_loop import CHUNK, SelectorLoop, drained
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +61,10 @@ class _Conn:
     to_down: bytearray = field(default_factory=bytearray)
     connected: bool = False
     tainted: bool = False  # lived through a cut
-    splitter: FrameSplitter | None = None  # set while its link has a message rule
+    splitter: FrameSplitter | None = None  # set while its link has a message rule or condition
+    late_up: Backlog = field(default_factory=Backlog)
+    late_down: Backlog = field(default_factory=Backlog)
+    closing: bool = False
 
 
 @dataclass(eq=False)
@@ -58,6 +74,7 @@ class _Held:
     data: bytearray
     release_at: float | None
     frames: int = 0
+    in_flight: bool = False  # delayed by a link condition, not held by a rule
 
 
 @dataclass(eq=False)
@@ -76,6 +93,13 @@ class _Link:
     msgs_held: int = 0
     msgs_stripped: int = 0
     msgs_released: int = 0
+    #: Conditions by owner (one fault each) and the shaper of their combination.
+    conditions: dict[str, LinkConditions] = field(default_factory=dict)
+    shaper: Shaper | None = None
+    msgs_lost: int = 0
+    msgs_duplicated: int = 0
+    units_delayed: int = 0  # messages or chunks that waited
+    units_overtaken: int = 0  # delivered after one read later than them
 
 
 class ProxyHub(SelectorLoop):
@@ -85,6 +109,7 @@ class ProxyHub(SelectorLoop):
         super().__init__("proxy-hub")
         self.host = host
         self._links: dict[tuple[str, str], _Link] = {}
+        self._lagging: set[_Conn] = set()  # connections with a backlog
         self._start()
 
     # ---- control (any thread) ----
@@ -140,17 +165,10 @@ class ProxyHub(SelectorLoop):
             raise KeyError(f"no proxy for link {src}->{dst}")
 
         def apply() -> None:
-            had = link.rule
+            was_split = _splits(link)
             link.rule = rule
-            if rule is not None and had is None:
-                for c in list(link.conns):
-                    self._close(c)
-            elif rule is None:
-                for c in link.conns:
-                    if c.splitter is not None:
-                        c.to_up += c.splitter.buf  # a partial frame: let it complete unfiltered
-                        c.splitter = None
-                        self._interest(c)
+            self._resplit(link, was_split)
+            if rule is None:
                 self._release(link, everything=True)
 
         self._call(apply)
@@ -169,7 +187,49 @@ class ProxyHub(SelectorLoop):
         return released[0]
 
     def held_frames(self, src: str, dst: str) -> int:
-        return sum(h.frames for h in self._links[(src, dst)].held)
+        return sum(h.frames for h in self._links[(src, dst)].held if not h.in_flight)
+
+    def set_conditions(
+        self, owner: str, conditions: Mapping[tuple[str, str], LinkConditions], seed: int = 0
+    ) -> None:
+        """Degrade exactly the links of `conditions` on behalf of `owner` (one fault): the
+        owner's conditions on every other link are removed; other owners' stay and combine
+        (harness.net.linkcond.combine). `seed` seeds each link's random draws."""
+        unknown = set(conditions) - set(self._links)
+        if unknown:
+            raise KeyError(f"no proxy for links {sorted(unknown)}")
+
+        def apply() -> None:
+            for key, link in self._links.items():
+                cond = conditions.get(key)
+                if cond is not None:
+                    link.conditions[owner] = cond
+                elif link.conditions.pop(owner, None) is None:
+                    continue
+                self._reshape(link, random.Random(f"{seed}:{key[0]}->{key[1]}"))
+
+        self._call(apply)
+
+    def clear_conditions(self, owner: str | None = None) -> list[tuple[str, str]]:
+        """Remove `owner`'s conditions (everyone's if None); returns the links that had some.
+        What a cleared link still delays is delivered at once, in order."""
+        cleared: list[tuple[str, str]] = []
+
+        def apply() -> None:
+            for key, link in self._links.items():
+                if owner is None and link.conditions:
+                    link.conditions.clear()
+                elif owner is None or link.conditions.pop(owner, None) is None:
+                    continue
+                cleared.append(key)
+                self._reshape(link, random.Random(f"{owner}:{key[0]}->{key[1]}"))
+
+        self._call(apply)
+        return sorted(cleared)
+
+    def conditions(self) -> dict[tuple[str, str], LinkConditions]:
+        """The combined conditions in effect on each degraded link."""
+        return {k: link.shaper.cond for k, link in self._links.items() if link.shaper is not None}
 
     def cut_links(self) -> set[tuple[str, str]]:
         return {k for k, link in self._links.items() if link.cut}
@@ -184,6 +244,10 @@ class ProxyHub(SelectorLoop):
                 "msgs_held": link.msgs_held,
                 "msgs_stripped": link.msgs_stripped,
                 "msgs_released": link.msgs_released,
+                "msgs_lost": link.msgs_lost,
+                "msgs_duplicated": link.msgs_duplicated,
+                "delayed": link.units_delayed,
+                "overtaken": link.units_overtaken,
             }
             for (s, d), link in self._links.items()
         }
@@ -203,12 +267,116 @@ class ProxyHub(SelectorLoop):
 
     def _select_timeout(self) -> float:
         due = [h.release_at for link in self._links.values() for h in link.held if h.release_at is not None]
+        for c in self._lagging:
+            due += [t for t in (c.late_up.next_due(), c.late_down.next_due()) if t is not None]
         return 1.0 if not due else max(0.0, min(1.0, min(due) - time.monotonic()))
 
-    def _after_select(self) -> None:  # held frames whose release time has come
+    def _after_select(self) -> None:  # held frames and delayed bytes whose time has come
         for link in self._links.values():
             if link.held:
                 self._release(link, everything=False)
+        if self._lagging:
+            now = time.monotonic()
+            for c in list(self._lagging):
+                self._deliver_due(c, now)
+
+    # ---- link conditions (on the selector thread) ----
+
+    def _reverse(self, link: _Link) -> _Link | None:
+        return self._links.get((link.dst, link.src))
+
+    def _reshape(self, link: _Link, rng: random.Random) -> None:
+        """Apply the combination of `link`'s conditions."""
+        was_split = _splits(link)
+        cond = combine(link.conditions.values())
+        link.shaper = None if cond is None else Shaper(cond, rng)
+        self._resplit(link, was_split)
+        # A cleared direction delivers what it delays now (in _after_select, in order).
+        if link.shaper is None:
+            self._lagging.update(c for c in link.conns if c.late_up)
+            rev = self._reverse(link)
+            if rev is not None:
+                self._lagging.update(c for c in rev.conns if c.late_down)
+
+    def _resplit(self, link: _Link, was_split: bool) -> None:
+        """Start or stop splitting `link` into frames. Starting resets its open connections,
+        so that splitting begins at a frame boundary (the sender reconnects; Raft retransmits)."""
+        if _splits(link) and not was_split:
+            for c in list(link.conns):
+                self._close(c)
+        elif was_split and not _splits(link):
+            for c in link.conns:
+                if c.splitter is not None:
+                    partial = bytes(c.splitter.buf)  # a partial frame: let it complete unfiltered
+                    c.splitter = None
+                    if partial:
+                        self._to_up(c, partial)
+                    self._interest(c)
+
+    def _to_up(self, c: _Conn, data: bytes) -> None:
+        """Bytes src -> dst as a byte stream: now, or once due under the link's conditions."""
+        self._stream(c, data, c.late_up, c.to_up, c.link.shaper, c.link)
+
+    def _to_down(self, c: _Conn, data: bytes) -> None:
+        """Bytes dst -> src: they travel the reverse link and meet its conditions."""
+        rev = self._reverse(c.link)
+        self._stream(c, data, c.late_down, c.to_down, None if rev is None else rev.shaper, rev or c.link)
+
+    def _stream(
+        self, c: _Conn, data: bytes, late: Backlog, buf: bytearray, shaper: Shaper | None, link: _Link
+    ) -> None:
+        if shaper is None and not late:
+            buf += data
+            return
+        lag = 0.0 if shaper is None else late.stream_lag(shaper)
+        if lag > 0:
+            link.units_delayed += 1
+        late.push(data, time.monotonic() + lag)  # behind anything still on its way
+        self._lagging.add(c)
+
+    def _forward_frame(self, c: _Conn, f: bytes) -> None:
+        """A whole frame src -> dst: through the link's message conditions, if any."""
+        link = c.link
+        shaper = link.shaper
+        if shaper is None or shaper.cond.unit != "message":
+            self._to_up(c, f)
+            return
+        lags = shaper.copies()
+        if not lags:
+            link.msgs_lost += 1
+            return
+        if len(lags) > 1:
+            link.msgs_duplicated += 1
+        now = time.monotonic()
+        for lag in lags:
+            if lag <= 0 and not c.late_up:
+                c.to_up += f  # due at once and nothing ahead of it
+                continue
+            if lag > 0:
+                link.units_delayed += 1
+            c.late_up.push(f, now + lag, shaper.ordered)
+            self._lagging.add(c)
+
+    def _deliver_due(self, c: _Conn, now: float) -> None:
+        """Move what is due of c's backlogs to its send buffers (everything, for a direction
+        whose conditions were cleared); a cut link drops it."""
+        link = c.link
+        rev = self._reverse(link)
+        for late, buf, lane in ((c.late_up, c.to_up, link), (c.late_down, c.to_down, rev or link)):
+            if not late:
+                continue
+            data, overtaken = late.pop_due(math.inf if lane.shaper is None else now)
+            lane.units_overtaken += overtaken
+            if link.cut:
+                link.bytes_dropped += len(data)
+            else:
+                buf += data
+        if not c.late_up and not c.late_down:
+            self._lagging.discard(c)
+        if c.closing and drained(c):
+            self._close(c)
+            return
+        self._interest(c)
 
     def _release(self, link: _Link, everything: bool) -> int:
         """Deliver held frames whose time has come (all of them if `everything`), oldest first;
@@ -235,7 +403,7 @@ class ProxyHub(SelectorLoop):
     def _filter(self, c: _Conn, data: bytes) -> None:
         """Split `data` from src into frames and apply the link's rule to each."""
         link = c.link
-        assert c.splitter is not None and link.rule is not None
+        assert c.splitter is not None
         try:
             frames = c.splitter.feed(data)
         except FrameError as e:
@@ -248,19 +416,22 @@ class ProxyHub(SelectorLoop):
                 stall.data += f
                 stall.frames += 1
                 continue
-            action = link.rule.decide(f)
+            action = Action.FORWARD if link.rule is None else link.rule.decide(f)
             if action is Action.FORWARD:
-                c.to_up += f
+                self._forward_frame(c, f)
             elif action is Action.DROP:
                 link.msgs_dropped += 1
             elif action is Action.STRIP:
-                c.to_up += strip_frame(f)
+                self._forward_frame(c, strip_frame(f))
                 link.msgs_stripped += 1
             else:
+                assert link.rule is not None
                 delay = link.rule.delay
                 at = None if delay is None else time.monotonic() + delay
                 self._flush_up(c)
-                # earlier frames that could not be written yet stay ahead of the held one
+                # earlier frames that could not be written yet, or are still on their way,
+                # stay ahead of the held one
+                self._keep_in_flight(c)
                 stall = _Held(bytearray(c.to_up) + f, at, 1)
                 c.to_up.clear()
                 link.msgs_held += 1
@@ -287,7 +458,7 @@ class ProxyHub(SelectorLoop):
             return
         down.setblocking(False)
         down.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        c = _Conn(link, down, None, tainted=link.cut, splitter=FrameSplitter() if link.rule is not None else None)
+        c = _Conn(link, down, None, tainted=link.cut, splitter=FrameSplitter() if _splits(link) else None)
         link.conns.add(c)
         if not link.cut:
             up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -317,7 +488,11 @@ class ProxyHub(SelectorLoop):
                 self._close(c)
                 return
             if data == b"":
-                self._close(c)
+                if c.splitter is None and c.up is not None and not drained(c) and not link.cut:
+                    c.closing = True  # a byte stream: deliver what is on its way first
+                    self._interest(c)
+                else:
+                    self._close(c)
                 return
             if data:
                 if link.cut:
@@ -327,9 +502,9 @@ class ProxyHub(SelectorLoop):
                     if c.down.fileno() < 0:
                         return  # the rule stalled and reset this connection
                 elif sock is c.down:
-                    c.to_up += data
+                    self._to_up(c, data)
                 else:
-                    c.to_down += data
+                    self._to_down(c, data)
         if mask & selectors.EVENT_WRITE and not link.cut:
             out, buf = (c.up, c.to_up) if sock is c.up else (c.down, c.to_down)
             if buf and out is not None and (out is c.down or c.connected):
@@ -345,11 +520,32 @@ class ProxyHub(SelectorLoop):
         if link.cut:
             c.to_up.clear()
             c.to_down.clear()
+        if c.closing and drained(c):
+            self._close(c)
+            return
         self._interest(c)
 
+    def _keep_in_flight(self, c: _Conn) -> None:
+        """Whole frames c still delays outlive the connection: they are delivered at their
+        due time on a connection of their own, behind anything the link holds."""
+        if c.splitter is None or not c.late_up or c.link.cut:
+            return
+        items, overtaken = c.late_up.take_all()
+        c.link.units_overtaken += overtaken
+        data = bytearray(b"".join(d for _, d in items))
+        # one delivery, at the latest due time: none of them arrives earlier than drawn
+        c.link.held.append(_Held(data, max(due for due, _ in items), len(items), in_flight=True))
+
     def _close(self, c: _Conn) -> None:
+        self._keep_in_flight(c)
+        self._lagging.discard(c)
         self._close_sockets(c)
         c.link.conns.discard(c)
+
+
+def _splits(link: _Link) -> bool:
+    """The link is read as transport frames: it has a message rule or message conditions."""
+    return link.rule is not None or (link.shaper is not None and link.shaper.cond.unit == "message")
 
 
 def _deliver_late(src: str, dst: str, target: tuple[str, int], data: bytes) -> None:

@@ -3,7 +3,10 @@ threads: the machinery shared by the raftkv link proxies (`harness.net.proxy`) a
 peer proxies (`harness.net.etcd_proxy`). Subclasses accept connections and service their
 sockets; this class runs the thread, applies control calls on it, and keeps each
 connection's two sockets registered for the events its buffers need (reading stops while
-the other side has BUF_LIMIT bytes unsent: backpressure instead of unbounded memory).
+the other side has BUF_LIMIT bytes unsent or not yet due: backpressure instead of unbounded
+memory). Bytes a link condition delays wait in the connection's backlogs
+(`harness.net.linkcond.Backlog`) until they are due; a connection whose sender closed while
+some were still on their way is `closing`: nothing more is read, and it closes once drained.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from harness.net.linkcond import Backlog
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,14 @@ class Spliced(Protocol):
     to_up: bytearray
     to_down: bytearray
     connected: bool
+    late_up: Backlog  # bytes for `up` that a link condition delays
+    late_down: Backlog
+    closing: bool  # the sender closed: deliver what is on its way, then close
+
+
+def drained(c: Spliced) -> bool:
+    """Nothing of `c` is left to deliver in either direction."""
+    return not (c.to_up or c.to_down or c.late_up or c.late_down)
 
 
 class SelectorLoop:
@@ -145,7 +158,7 @@ class SelectorLoop:
         if c.down.fileno() < 0:
             return
         ev_down = 0
-        if len(c.to_up) < BUF_LIMIT:
+        if not c.closing and len(c.to_up) + c.late_up.nbytes < BUF_LIMIT:
             ev_down |= selectors.EVENT_READ
         if c.to_down:
             ev_down |= selectors.EVENT_WRITE
@@ -154,7 +167,7 @@ class SelectorLoop:
             ev_up = 0
             if not c.connected or c.to_up:
                 ev_up |= selectors.EVENT_WRITE
-            if c.connected and len(c.to_down) < BUF_LIMIT:
+            if c.connected and not c.closing and len(c.to_down) + c.late_down.nbytes < BUF_LIMIT:
                 ev_up |= selectors.EVENT_READ
             self._set_events(c.up, ev_up, c)
 

@@ -1,5 +1,6 @@
 """Per-destination HTTP peer proxies learn each connection's sender from its first request,
-blackhole each direction of a cut link (silence, not refusal), and recover on heal."""
+blackhole each direction of a cut link (silence, not refusal), and recover on heal; link
+conditions delay each direction of a link's streams."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.net.etcd_proxy import HeadError, HttpPeerProxies, parse_head, with_connection_close
+from harness.net.linkcond import LinkConditions
 
 NODES = ("n1", "n2", "n3")
 
@@ -246,3 +248,43 @@ def test_unknown_nodes_in_a_cut_are_an_error(cluster: tuple[HttpPeerProxies, dic
     proxies, _ = cluster
     with pytest.raises(KeyError, match="n9"):
         proxies.set_cut({("n1", "n9")})
+
+
+def round_trip(s: socket.socket, data: bytes) -> float:
+    t0 = time.monotonic()
+    s.settimeout(3)
+    assert echoed(s, data)
+    return time.monotonic() - t0
+
+
+def test_link_delay_applies_to_each_direction_of_a_members_stream(
+    cluster: tuple[HttpPeerProxies, dict[str, Member]],
+) -> None:
+    proxies, members = cluster
+    s = dial(proxies, "n2")
+    assert echoed(s, stream_request(proxies, "n1", "n2"))
+    assert round_trip(s, b"fast") < 0.1
+    proxies.set_conditions("f1", {("n1", "n2"): LinkConditions(delay_ms=150, unit="byte")})
+    assert 0.15 <= round_trip(s, b"request leg") < 0.15 + 0.25
+    # what n2 sends back (stream payload, responses) travels n2 -> n1
+    proxies.set_conditions("f2", {("n2", "n1"): LinkConditions(delay_ms=100, unit="byte")})
+    assert 0.25 <= round_trip(s, b"both legs") < 0.25 + 0.25
+    # a link between other members is untouched
+    s3 = dial(proxies, "n3")
+    assert round_trip(s3, stream_request(proxies, "n2", "n3")) < 0.1
+    assert proxies.clear_conditions() == [("n1", "n2"), ("n2", "n1")]
+    assert round_trip(s, b"healed") < 0.1
+    assert proxies.stats()["n1->n2"]["delayed"] >= 1
+    with pytest.raises(ValueError, match="byte streams"):
+        proxies.set_conditions("f", {("n1", "n2"): LinkConditions(loss=0.1, unit="message")})
+
+
+def test_a_delayed_request_is_delivered_before_the_close(
+    cluster: tuple[HttpPeerProxies, dict[str, Member]],
+) -> None:
+    proxies, members = cluster
+    proxies.set_conditions("f", {("n1", "n2"): LinkConditions(delay_ms=200, unit="byte")})
+    req = stream_request(proxies, "n1", "n2")
+    with dial(proxies, "n2") as s:
+        s.sendall(req + b"then close")
+    assert eventually(lambda: members["n2"].got() == req + b"then close")

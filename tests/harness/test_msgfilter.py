@@ -1,5 +1,6 @@
 """Frame-aware proxy links: Raft messages of chosen types are dropped or held, everything else is
-forwarded in order, and held messages reach the receiver at their release time."""
+forwarded in order, and held messages reach the receiver at their release time. Link conditions
+in message units lose, duplicate, delay and reorder whole frames, and count what they did."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
+from harness.net.linkcond import LinkConditions
 from harness.net.msgfilter import (
     Action,
     FrameError,
@@ -433,3 +435,127 @@ def test_a_partial_frame_after_a_held_one_is_not_delivered(hub: ProxyHub, sink: 
         assert reset_seen(s)
     hub.set_rule("n1", "n2", None)
     assert sink.wait_for(2) == [1, 3], "a cut frame between two stalls would garble the stream"
+
+
+# ---- link conditions on Raft messages ----
+
+
+def messages(**kw: float) -> LinkConditions:
+    return LinkConditions(unit="message", **kw)
+
+
+def send_frames(addr: tuple[str, int], tags: range, gap: float = 0.0) -> dict[int, float]:
+    """Send one APP frame per tag on one connection; returns each tag's send time."""
+    sent = {}
+    with socket.create_connection(addr) as s:
+        for tag in tags:
+            sent[tag] = time.monotonic()
+            s.sendall(frame(APP, tag))
+            if gap:
+                time.sleep(gap)
+        time.sleep(0.05)
+    return sent
+
+
+def settle(sink: Sink, quiet: float = 0.4, timeout: float = 5.0) -> list[int]:
+    """The sink's tags once nothing has arrived for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        n = len(sink.tags())
+        if n == last:
+            break
+        last = n
+        time.sleep(quiet)
+    return sink.tags()
+
+
+def test_message_loss_drops_whole_frames_counted_in_order(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_conditions("f", {("n1", "n2"): messages(loss=0.3)}, seed=4)
+    send_frames(addr, range(500))
+    got = settle(sink)
+    lost = hub.stats()["n1->n2"]["msgs_lost"]
+    assert lost == 500 - len(got)
+    assert 100 < lost < 200  # 30 % of 500, well inside the binomial spread
+    assert got == sorted(got) and len(set(got)) == len(got)  # intact frames, order kept
+    assert all(t == APP for t, _, _ in sink.got)
+
+
+def test_message_duplication_delivers_copies_counted(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_conditions("f", {("n1", "n2"): messages(duplicate=0.3)}, seed=4)
+    send_frames(addr, range(500))
+    got = settle(sink)
+    dups = hub.stats()["n1->n2"]["msgs_duplicated"]
+    assert dups == len(got) - 500 and 100 < dups < 200
+    assert set(got) == set(range(500)) and got == sorted(got)  # a copy follows its original
+    assert max(got.count(t) for t in set(got)) == 2
+
+
+def test_message_delay_is_measured_at_the_receiver(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    with socket.create_connection(addr) as s:  # an open connection is reset once, at the start
+        s.sendall(frame(APP, 0))
+        assert sink.wait_for(1) == [0]
+        hub.set_conditions("f", {("n1", "n2"): messages(delay_ms=150, jitter_ms=30)}, seed=1)
+        assert reset_seen(s)
+    sent = send_frames(addr, range(1, 41), gap=0.01)
+    got = sink.wait_for(41)
+    assert got == list(range(41))  # jitter never reorders
+    arrived = {tag: at for _, tag, at in sink.got}
+    lags = [arrived[t] - sent[t] for t in sent]
+    assert min(lags) >= 0.12 and sum(lags) / len(lags) < 0.15 + 0.15, lags
+    assert hub.stats()["n1->n2"]["delayed"] == 40
+
+
+def test_reorder_lets_later_messages_overtake(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_conditions("f", {("n1", "n2"): messages(delay_ms=80, jitter_ms=40, reorder=0.3)}, seed=9)
+    send_frames(addr, range(200), gap=0.002)
+    got = settle(sink)
+    assert sorted(got) == list(range(200))  # nothing lost, nothing repeated
+    assert got != sorted(got)
+    overtaken = hub.stats()["n1->n2"]["overtaken"]
+    assert overtaken == sum(1 for i, t in enumerate(got) if any(u > t for u in got[:i]))
+    assert overtaken > 20
+
+
+def test_messages_on_their_way_outlive_the_senders_connection(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_conditions("f", {("n1", "n2"): messages(delay_ms=300)})
+    t0 = time.monotonic()
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1) + frame(APP, 2))
+        time.sleep(0.05)
+    assert hub.held_frames("n1", "n2") == 0  # in flight, not held by a rule
+    assert sink.wait_for(2) == [1, 2]
+    assert min(at for _, _, at in sink.got) - t0 >= 0.3
+
+
+def test_clearing_delivers_what_is_delayed_at_once_and_stops_filtering(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_conditions("f", {("n1", "n2"): messages(delay_ms=5000)})
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1))
+        time.sleep(0.1)
+        assert sink.tags() == []
+        assert hub.clear_conditions("f") == [("n1", "n2")]
+        assert sink.wait_for(1, timeout=1.0) == [1]
+        s.sendall(frame(APP, 2))  # the same connection goes on, unfiltered
+        assert sink.wait_for(2, timeout=1.0) == [1, 2]
+    assert hub.conditions() == {}
+
+
+def test_conditions_and_a_rule_on_one_link(hub: ProxyHub, sink: Sink) -> None:
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", drop("TIMEOUT_NOW"))
+    with socket.create_connection(addr) as s:
+        s.sendall(frame(APP, 1))
+        assert sink.wait_for(1) == [1]
+        hub.set_conditions("f", {("n1", "n2"): messages(delay_ms=100)})  # already split: no reset
+        s.sendall(frame(TN, 2) + frame(APP, 3))
+        assert sink.wait_for(2) == [1, 3]
+        hub.set_rule("n1", "n2", None)  # the conditions still split the link
+        s.sendall(frame(TN, 4))
+        assert sink.wait_for(3) == [1, 3, 4]
