@@ -24,6 +24,7 @@ from checkers.result import CheckResult
 from checkers.rundata import StoredRun
 
 if TYPE_CHECKING:
+    from harness.net.linkcond import LinkConditions
     from harness.net.proxy import ProxyHub
 
 
@@ -178,6 +179,32 @@ class HttpPeerFronts(Protocol):
     rafthttp), so a member that advertises one peer URL can still be partitioned per link."""
 
     def http_peer_address(self, dst: str) -> tuple[str, int]: ...
+
+
+@runtime_checkable
+class LinkFaults(Protocol):
+    """Single directed links can be degraded: delayed, made lossy, duplicating, reordering
+    (harness.net.linkcond says what each means in each unit). A provider makes real what its
+    network can and refuses the rest when the config is validated."""
+
+    def link_unit(self, db: DB) -> str:
+        """What a condition acts on for `db`'s peer traffic: message, byte or packet."""
+        ...
+
+    def link_refusal(self, kind: str, db: DB) -> str | None:
+        """Why link faults of `kind` (delay, jitter, loss, duplicate, reorder) cannot be made
+        real for `db` here (one line), or None."""
+        ...
+
+    def set_link_conditions(self, owner: str, conditions: Mapping[tuple[str, str], LinkConditions], seed: int) -> None:
+        """Degrade exactly these directed links (src, dst) on behalf of `owner` (one fault);
+        other owners' conditions stay and combine."""
+        ...
+
+    def clear_link_conditions(self, owner: str | None = None) -> dict[str, Any]:
+        """Remove `owner`'s conditions (everyone's if None). Returns what was undone: `links`
+        ([src, dst] pairs) and what the conditions did meanwhile (counters), {} if nothing."""
+        ...
 
 
 # ---- clients ---------------------------------------------------------------------------------

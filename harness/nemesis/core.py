@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.nemesis import registry, schedule
@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 
 class Nemesis:
     def __init__(
-        self, db: DB, provider: Provider, nodes: Sequence[str], history: HistoryWriter, max_clock_offset: float = 10.0
+        self, db: DB, provider: Provider, nodes: Sequence[str], history: HistoryWriter, max_clock_offset: float = 10.0,
+        opts: Mapping[str, Any] | None = None,
     ) -> None:
-        self.state = NemesisState(db, provider, list(nodes), max_clock_offset)
+        self.state = NemesisState(db, provider, list(nodes), max_clock_offset, opts=dict(opts or {}))
         self.history = history
         #: Faults in effect, in the order they started.
         self.active: list[ActiveFault] = []

@@ -41,6 +41,8 @@ class NemesisState:
     grudges: dict[int, Mapping[str, set[str]]] = field(default_factory=dict)
     #: Message rules set on the provider's proxies, (src, dst), cleared at heal.
     rules: list[tuple[str, str]] = field(default_factory=list)
+    #: The config's nemesis section: parameters of fault families (nemesis.link_delay_ms...).
+    opts: Mapping[str, Any] = field(default_factory=dict)
 
     def cut(self, key: int, grudge: Mapping[str, set[str]] | None) -> None:
         """Set (or, with None, drop) one fault's grudge and apply the union of all of them:

@@ -4,7 +4,10 @@ Ports come from the OS. Each directed peer link src -> dst goes through a contro
 TCP proxy (`harness.net.proxy`), so a partition is a real blackholed TCP link. A system whose
 members advertise one peer address each (etcd) asks for `http_peer_address(dst)` instead: one
 proxy per destination that learns each connection's sender from its HTTP headers
-(`harness.net.etcd_proxy`); partitions cut both kinds alike. Clocks are faked
+(`harness.net.etcd_proxy`); partitions cut both kinds alike, and link faults degrade both
+(`harness.net.linkcond`): raftkv's links per Raft message (delay, jitter, loss, duplication,
+reordering), other systems' byte streams by delay only (delay, jitter, reordering across
+connections; loss and duplication are refused: see `link_refusal`). Clocks are faked
 per node with libfaketime's control file, when libfaketime is installed and works for Python
 programs here (probed once at setup).
 """
@@ -21,13 +24,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.net.etcd_proxy import HttpPeerProxies
+from harness.net.linkcond import BYTE_STREAM_LOSS, LinkConditions
 from harness.net.proxy import ProxyHub
-from harness.protocols import HarnessError, NodeAddresses, Remote
+from harness.protocols import DB, HarnessError, NodeAddresses, RaftkvTransport, Remote
 from harness.remotes.local import LocalRemote
 from harness.run.leftovers import CONTROLLER_PID, controller_marker
 
@@ -153,6 +159,33 @@ def _static_port_range() -> tuple[int, int]:
     return 10000, max(10000 + 1000, ephemeral_low - 1)
 
 
+#: Counters of the proxies reported when a link fault is undone.
+LINK_COUNTERS = ("msgs_lost", "msgs_duplicated", "delayed", "overtaken")
+
+
+@dataclass
+class _LinkFault:
+    """One owner's link conditions, and the proxies' counters on its links when it began."""
+
+    conditions: dict[tuple[str, str], LinkConditions]
+    seed: int
+    baseline: dict[tuple[str, str], Counter[str]]
+
+
+def _counters_of(cond: LinkConditions) -> set[str]:
+    """The proxy counters that say what `cond` did."""
+    out = set()
+    if cond.delay_ms or cond.jitter_ms:
+        out.add("delayed")
+    if cond.loss:
+        out.add("msgs_lost")
+    if cond.duplicate:
+        out.add("msgs_duplicated")
+    if cond.reorder and cond.unit == "message":  # a byte stream's reordering is across connections: not counted
+        out.add("overtaken")
+    return out
+
+
 def free_ports(host: str, count: int) -> list[int]:
     """`count` distinct ports free on `host` now (released at once)."""
     with reserved_ports(host, count) as ports:
@@ -176,6 +209,7 @@ class LocalProvider:
         self.libfaketime: str | None = None
         self.clock_refusal = "clock faults are disabled for this run"
         self.supports_clock = False
+        self._link_faults: dict[str, _LinkFault] = {}  # by owner, oldest first
 
     # ---- hosts ----
 
@@ -251,6 +285,8 @@ class LocalProvider:
             if self.http_peers is None:
                 self.http_peers = HttpPeerProxies({n: a.peer_listen for n, a in self._addrs.items()}, self.host)
                 self.http_peers.set_cut(self.hub.cut_links())
+                for owner, lf in self._link_faults.items():
+                    self._degrade_http_peers(owner, lf)
             peers = self.http_peers
         try:
             return peers.address(dst)
@@ -274,6 +310,70 @@ class LocalProvider:
             self.hub.set_cut(set())
         if self.http_peers is not None:
             self.http_peers.set_cut(set())
+
+    # ---- link faults ----
+
+    def link_unit(self, db: DB) -> str:
+        """raftkv's links are split into Raft messages; anything else is a byte stream."""
+        return "message" if isinstance(db, RaftkvTransport) else "byte"
+
+    def link_refusal(self, kind: str, db: DB) -> str | None:
+        if kind in ("loss", "duplicate") and self.link_unit(db) == "byte":
+            return (f"the local provider's proxies see {db.name}'s peer traffic as TCP byte streams, which cannot "
+                    f"lose or duplicate data as {db.name} would see it ({BYTE_STREAM_LOSS}); use provider netns "
+                    "for packet loss, or nemesis.links: [delay, jitter, reorder]")
+        return None
+
+    def set_link_conditions(
+        self, owner: str, conditions: Mapping[tuple[str, str], LinkConditions], seed: int
+    ) -> None:
+        if self.hub is None:
+            raise HarnessError("local provider: link faults before setup")
+        try:
+            self.hub.set_conditions(owner, conditions, seed)
+        except KeyError as e:
+            raise HarnessError(f"local provider: {e.args[0]}") from None
+        lf = _LinkFault(dict(conditions), seed, self._link_counters())
+        self._link_faults[owner] = lf
+        self._degrade_http_peers(owner, lf)
+        log.info("link fault %s: %s", owner, {f"{s}->{d}": c.value() for (s, d), c in sorted(conditions.items())})
+
+    def _degrade_http_peers(self, owner: str, lf: _LinkFault) -> None:
+        if self.http_peers is not None:  # raftkv's message conditions never reach etcd's proxies
+            self.http_peers.set_conditions(owner, {k: c for k, c in lf.conditions.items() if c.unit == "byte"}, lf.seed)
+
+    def clear_link_conditions(self, owner: str | None = None) -> dict[str, Any]:
+        if self.hub is None:
+            return {}
+        links = set(self.hub.clear_conditions(owner))
+        if self.http_peers is not None:
+            links |= set(self.http_peers.clear_conditions(owner))
+        owners = list(self._link_faults) if owner is None else [owner]
+        now = self._link_counters()
+        baseline: dict[tuple[str, str], Counter[str]] = {}
+        counters: set[str] = set()
+        for o in owners:
+            lf = self._link_faults.pop(o, None)
+            if lf is None:
+                continue
+            for pair, cond in lf.conditions.items():  # the oldest owner's baseline counts for a shared link
+                baseline.setdefault(pair, lf.baseline.get(pair, Counter()))
+                counters |= _counters_of(cond)
+        if not links:
+            return {}
+        done = Counter[str]()
+        for pair, base in baseline.items():
+            done.update(now.get(pair, Counter()) - base)
+        return {"links": [list(pair) for pair in sorted(links)], **{k: done[k] for k in LINK_COUNTERS if k in counters}}
+
+    def _link_counters(self) -> dict[tuple[str, str], Counter[str]]:
+        """What the proxies did per directed link so far (messages lost, ...)."""
+        out: dict[tuple[str, str], Counter[str]] = {}
+        for stats in [self.hub.stats() if self.hub else {}, self.http_peers.stats() if self.http_peers else {}]:
+            for name, st in stats.items():
+                src, dst = name.split("->")
+                out.setdefault((src, dst), Counter()).update({k: st.get(k, 0) for k in LINK_COUNTERS})
+        return out
 
     # ---- clocks ----
 

@@ -8,7 +8,13 @@ Layout of one run with id R (6 hex digits) on subnet 10.77.K.0/24:
   because once Docker's engine has run the FORWARD policy is DROP with bridge netfilter on;
 - a marker `/run/faultline-netns/R` holding the controller's pid.
 
-Partitions are iptables DROP rules in the INPUT chain of each grudging node's namespace.
+Partitions are iptables DROP rules in each grudging node's namespace, in the chain `fl-part`
+(jumped to from INPUT). Link faults are random drops of the packets arriving at dst from src
+(`-m statistic --mode random --probability p`) in the chain `fl-link`, removed when the fault
+ends; both chains go with the namespace at teardown. That is all the link faults this kernel
+allows: delay, jitter, duplication and reordering need `tc netem`, and `tc qdisc add dev lo
+root netem delay 10ms` fails here with "Specified qdisc kind is unknown" (kernel 6.18 without
+sch_netem; measured in a scratch namespace), so those kinds are refused on netns.
 `cleanup_leftovers()` removes every `fl-` resource whose run's controller is no longer alive,
 so a later run cleans up after a crashed one without disturbing a concurrent live one.
 """
@@ -26,7 +32,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.protocols import HarnessError, NodeAddresses, Remote
+from harness.net.linkcond import LinkConditions
+from harness.protocols import DB, HarnessError, NodeAddresses, Remote
 from harness.providers.local import faketime_env, faketime_spec, probe_libfaketime
 from harness.remotes.netns import NetnsRemote, pid_alive
 
@@ -39,6 +46,12 @@ SUBNET_FIRST = 77  # second octet: 10.77.K.0/24 is the project's range
 #: Fixed ports inside each namespace: every node has its own address.
 PEER_PORT, CLIENT_PORT, ADMIN_PORT = 7000, 7001, 7002
 _RUN_ID = re.compile(r"^[0-9a-f]{6}$")
+#: iptables chains of our own inside each node's namespace, jumped to from INPUT in this order.
+PART_CHAIN, LINK_CHAIN = "fl-part", "fl-link"
+NO_NETEM = (
+    "needs tc netem, which this kernel lacks (`tc qdisc add ... netem` fails: unknown qdisc kind); "
+    "the netns provider can only drop packets at random (iptables statistic): use nemesis.links: [loss]"
+)
 
 
 def find_libfaketime() -> str | None:
@@ -160,6 +173,8 @@ class NetnsProvider:
         self.remotes: dict[str, NetnsRemote] = {}
         self._grudged: set[str] = set()
         self._forward_rule: list[str] | None = None
+        #: Link-fault rules by owner: (src, dst, rule spec in dst's LINK_CHAIN).
+        self._link_rules: dict[str, list[tuple[str, str, list[str]]]] = {}
 
     # -- naming -------------------------------------------------------------------------
     def namespace(self, node: str) -> str:
@@ -237,6 +252,9 @@ class NetnsProvider:
         _sh([*inside, "ip", "link", "set", ns_end, "name", "eth0"])
         _sh([*inside, "ip", "addr", "add", f"{self.ip(node)}/24", "dev", "eth0"])
         _sh([*inside, "ip", "link", "set", "eth0", "up"])
+        for chain in (PART_CHAIN, LINK_CHAIN):
+            _sh([*inside, "iptables", "-w", "-N", chain])
+            _sh([*inside, "iptables", "-w", "-A", "INPUT", "-j", chain])
         _sh(["ip", "link", "set", host_end, "master", self.bridge])
         _sh(["ip", "link", "set", host_end, "up"])
         self._clock_file(node).parent.mkdir(parents=True, exist_ok=True)
@@ -259,6 +277,7 @@ class NetnsProvider:
             self._forward_rule = None
         (MARKER_DIR / self.run_id).unlink(missing_ok=True)
         self._grudged.clear()
+        self._link_rules.clear()
 
     # -- addresses ----------------------------------------------------------------------
     def addresses(self, node: str) -> NodeAddresses:
@@ -280,14 +299,69 @@ class NetnsProvider:
             for src in sorted(sources):
                 if src == dst:
                     continue
-                remote.run(["iptables", "-w", "-A", "INPUT", "-s", self.ip(src), "-j", "DROP",
+                remote.run(["iptables", "-w", "-A", PART_CHAIN, "-s", self.ip(src), "-j", "DROP",
                             "-m", "comment", "--comment", f"{PREFIX}{self.run_id}"])
             self._grudged.add(dst)
 
     def heal(self) -> None:
         for node in sorted(self._grudged):
-            self.remotes[node].run(["iptables", "-w", "-F", "INPUT"])
+            self.remotes[node].run(["iptables", "-w", "-F", PART_CHAIN])
         self._grudged.clear()
+
+    # -- link faults (packet loss only) -------------------------------------------------
+    def link_unit(self, db: DB) -> str:
+        return "packet"
+
+    def link_refusal(self, kind: str, db: DB) -> str | None:
+        return None if kind == "loss" else NO_NETEM
+
+    def set_link_conditions(
+        self, owner: str, conditions: Mapping[tuple[str, str], LinkConditions], seed: int
+    ) -> None:
+        """Drop packets src -> dst at random in dst's namespace (the kernel draws, so `seed`
+        plays no part); replaces `owner`'s earlier rules."""
+        for cond in conditions.values():
+            if cond.delay_ms or cond.jitter_ms or cond.duplicate or cond.reorder:
+                raise HarnessError(f"netns: {cond.value()}: {NO_NETEM}")
+        self._drop_link_rules(owner)
+        rules: list[tuple[str, str, list[str]]] = []
+        self._link_rules[owner] = rules
+        for (src, dst), cond in sorted(conditions.items()):
+            remote = self.remotes.get(dst)
+            if remote is None or src not in self.nodes:
+                raise HarnessError(f"netns: link fault names unknown link {src}->{dst}")
+            if not cond.loss:
+                continue
+            spec = [LINK_CHAIN, "-s", self.ip(src), "-m", "statistic", "--mode", "random",
+                    "--probability", f"{cond.loss:.6f}", "-j", "DROP",
+                    "-m", "comment", "--comment", f"{PREFIX}{self.run_id}:{owner}"]  # fmt: skip
+            remote.run(["iptables", "-w", "-A", *spec])
+            rules.append((src, dst, spec))
+
+    def clear_link_conditions(self, owner: str | None = None) -> dict[str, Any]:
+        owners = list(self._link_rules) if owner is None else [owner]
+        links: set[tuple[str, str]] = set()
+        dropped = 0
+        for o in owners:
+            for src, dst, packets in self._drop_link_rules(o):
+                links.add((src, dst))
+                dropped += packets
+        if owner is None:  # and anything a failed call may have left
+            for remote in self.remotes.values():
+                remote.run(["iptables", "-w", "-F", LINK_CHAIN], check=False)
+        if not links:
+            return {}
+        return {"links": [list(pair) for pair in sorted(links)], "packets_dropped": dropped}
+
+    def _drop_link_rules(self, owner: str) -> list[tuple[str, str, int]]:
+        """Delete `owner`'s rules; each one's link and the packets it dropped."""
+        out = []
+        for src, dst, spec in self._link_rules.pop(owner, []):
+            remote = self.remotes[dst]
+            listing = remote.run(["iptables", "-w", "-v", "-S", LINK_CHAIN], check=False).stdout
+            out.append((src, dst, _rule_packets(listing, self.ip(src), spec[-1])))
+            remote.run(["iptables", "-w", "-D", *spec], check=False)
+        return out
 
     # -- clocks -------------------------------------------------------------------------
     def _clock_file(self, node: str) -> Path:
@@ -311,6 +385,16 @@ class NetnsProvider:
         # Written then renamed so that a reading process never sees a half-written line.
         tmp.write_text(faketime_spec(offset_s, rate) + "\n")
         tmp.replace(path)
+
+
+def _rule_packets(listing: str, src_ip: str, comment: str) -> int:
+    """Packets counted by the rule for `src_ip` tagged `comment` in an `iptables -v -S` listing."""
+    for line in listing.splitlines():
+        if f"-s {src_ip}/32 " in line and comment in line:
+            m = re.search(r" -c (\d+) \d+", line)
+            if m:
+                return int(m.group(1))
+    return 0
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:

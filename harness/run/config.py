@@ -20,6 +20,7 @@ import yaml
 
 from harness import providers
 from harness.nemesis import registry
+from harness.nemesis.faults import link
 from harness.protocols import HarnessError
 from workloads import WORKLOADS
 
@@ -43,12 +44,14 @@ def _describe(v: Any) -> str:
     return repr(v) if isinstance(v, str) else f"{type(v).__name__} {v!r}"
 
 
-def _num(lo: float | None = None) -> Callable[[str, Any], Any]:
+def _num(lo: float | None = None, hi: float | None = None) -> Callable[[str, Any], Any]:
     def check(path: str, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError(f"expected a number, got {_describe(v)}")
         if lo is not None and v < lo:
             raise ValueError(f"must be >= {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise ValueError(f"must be <= {hi}, got {v}")
         return float(v)
 
     return check
@@ -186,6 +189,13 @@ NEMESIS: Schema = {
         if f.kinds_field is not None
     },
     "max_clock_offset": Field(_num(0), 10.0),
+    # what link faults apply (harness/nemesis/faults/link.py) and to which links
+    "link_delay_ms": Field(_num(0), link.DEFAULTS["link_delay_ms"]),
+    "link_jitter_ms": Field(_num(0), link.DEFAULTS["link_jitter_ms"]),
+    "link_loss": Field(_num(0, 1), link.DEFAULTS["link_loss"]),
+    "link_duplicate": Field(_num(0, 1), link.DEFAULTS["link_duplicate"]),
+    "link_reorder": Field(_num(0, 1), link.DEFAULTS["link_reorder"]),
+    "link_targets": Field(_list_of(link.TARGETS), list(link.TARGETS)),
 }
 
 CHECKER: Schema = {

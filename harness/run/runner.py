@@ -224,7 +224,7 @@ class Run:
         gen = ClientGenerator(stream, float(test["rate"]))
         self._gen = gen
         self.nemesis = Nemesis(
-            self.db, self.provider, test["nodes"], history, float(test["nemesis"]["max_clock_offset"])
+            self.db, self.provider, test["nodes"], history, float(test["nemesis"]["max_clock_offset"]), test["nemesis"]
         )
         self.progress.nemesis = self.nemesis
         limit = float(test["time_limit"])

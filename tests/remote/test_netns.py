@@ -180,3 +180,72 @@ def test_needs_root_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(HarnessError, match="needs root"):
         NetnsProvider(tmp_path).setup(["n1"])
+
+
+UDP_COUNT = (
+    "import socket,sys\n"
+    "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2])))\n"
+    "print('ready', flush=True); s.settimeout(10.0); n=0\n"
+    "try:\n"
+    "    while True:\n"
+    "        if s.recv(64) == b'end': break\n"
+    "        n+=1\n"
+    "except OSError: pass\n"
+    "print('count', n, flush=True)\n"
+)
+UDP_SEND = (
+    "import socket,sys,time\n"
+    "s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "for i in range(int(sys.argv[3])):\n"
+    "    s.sendto(b'x', (sys.argv[1], int(sys.argv[2]))); time.sleep(0.002)\n"
+    "time.sleep(0.3)\n"
+    "for _ in range(50):\n"
+    "    s.sendto(b'end', (sys.argv[1], int(sys.argv[2]))); time.sleep(0.01)\n"
+)
+
+
+def datagrams_through(provider: Any, remotes: dict[str, Remote], src: str, dst: str, n: int, tmp: Path) -> int:
+    """Send `n` paced datagrams src -> dst; how many dst received."""
+    port = provider.addresses(dst).client[1]
+    tag = f"udp-{src}-{dst}-{len(list(tmp.glob('udp-*.log')))}"
+    log, pidfile = tmp / f"{tag}.log", str(tmp / f"{tag}.pid")
+    remotes[dst].start_daemon([sys.executable, "-c", UDP_COUNT, provider.ip(dst), str(port)],
+                              pidfile=pidfile, logfile=str(log))  # fmt: skip
+    deadline = time.monotonic() + 5
+    while "ready" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    remotes[src].run([sys.executable, "-c", UDP_SEND, provider.ip(dst), str(port), str(n)], timeout=30)
+    deadline = time.monotonic() + 15
+    while "count" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    remotes[dst].signal(pidfile, signal.SIGKILL)
+    return int(log.read_text().split("count")[1].split()[0])
+
+
+def test_link_loss_drops_packets_per_direction(netns: tuple[object, dict[str, Remote]], tmp_path: Path) -> None:
+    from harness.net.linkcond import LinkConditions
+    from harness.providers.netns import LINK_CHAIN, NetnsProvider
+
+    provider, remotes = netns
+    assert isinstance(provider, NetnsProvider)
+    loss = LinkConditions(loss=0.5, unit="packet")
+    provider.set_link_conditions("f1", {("n1", "n2"): loss}, seed=0)
+    got = datagrams_through(provider, remotes, "n1", "n2", 400, tmp_path)
+    assert 120 < got < 280, got  # half of 400, far inside the binomial spread
+    assert datagrams_through(provider, remotes, "n2", "n1", 400, tmp_path) >= 396  # the other direction
+    # a partition and its heal leave the link's loss alone (chains of their own)
+    provider.partition({"n2": {"n3"}})
+    provider.heal()
+    assert "statistic" in remotes["n2"].run(["iptables", "-w", "-S", LINK_CHAIN]).stdout
+    done = provider.clear_link_conditions("f1")
+    assert done["links"] == [["n1", "n2"]]
+    # the rule counted what it dropped (the 'end' markers too)
+    assert done["packets_dropped"] >= 400 - got
+    assert "statistic" not in remotes["n2"].run(["iptables", "-w", "-S", LINK_CHAIN]).stdout
+    assert datagrams_through(provider, remotes, "n1", "n2", 200, tmp_path) >= 198
+    assert provider.clear_link_conditions() == {}
+    with pytest.raises(HarnessError, match="netem"):
+        provider.set_link_conditions("f2", {("n1", "n2"): LinkConditions(delay_ms=10, unit="packet")}, seed=0)
+    run_id = provider.run_id
+    provider.teardown()
+    assert leftovers(run_id) == []
