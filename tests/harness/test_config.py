@@ -74,7 +74,7 @@ def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
         config.load(path, {"nemesis.interval": "soon"})
 
 
-@pytest.mark.parametrize("name", ["local", "netns", "ssh-lab", "etcd", "etcd-local", "docker", "nightly"])
+@pytest.mark.parametrize("name", ["local", "local-links", "netns", "ssh-lab", "etcd", "etcd-local", "docker", "nightly"])
 def test_shipped_configs_validate(name: str) -> None:
     cfg = config.load(REPO / "configs" / f"{name}.yaml")
     assert cfg["time_limit"] > 0

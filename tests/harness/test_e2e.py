@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.env import procs_naming
 
@@ -119,3 +120,32 @@ def test_bad_config_is_refused_before_anything_starts(tmp_path: Path) -> None:
     assert p.returncode == 3
     assert p.stderr.strip() == f"faultline: {bad}: nemesis.interval: expected a number, got 'abc'"
     assert not (tmp_path / "s").exists()
+
+
+def test_raftkv_under_message_loss_and_delay_stays_valid(store: Path, tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "configs" / "local-links.yaml").read_text())
+    raw.update({"time_limit": 16, "warmup": 1.5})
+    raw["nemesis"].update({"links": ["loss", "delay"], "interval": 3, "duration": 2.5, "link_loss": 0.3})
+    cfg = tmp_path / "links.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    p = subprocess.run(
+        faultline("run", str(cfg), "--store", str(store), "--seed", "21", "--rate", "60"),
+        cwd=tmp_path, capture_output=True, text=True, timeout=150,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr[-3000:]
+    assert "verdict: valid" in p.stdout
+    run_dir = (store / "latest").resolve()
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    starts = [op for op in history if op["f"] == "start-link"]
+    stops = [op["value"] for op in history if op["f"] == "stop-link"]
+    assert {op["value"]["kind"] for op in starts} == {"loss", "delay"}
+    assert all("error" not in op and op["value"]["links"] and op["value"]["unit"] == "message" for op in starts)
+    # the faults did something: messages were lost and delayed on the proxies
+    assert sum(v["msgs_lost"] for v in stops if v["kind"] == "loss") > 0
+    assert sum(v["delayed"] for v in stops if v["kind"] == "delay") > 0
+    # and the cluster made progress through them
+    faulty = [(op["time"], op["time"] + 2.5e9) for op in starts]
+    oks = [op for op in history if op["type"] == "ok" and op["process"] != "nemesis"]
+    assert sum(1 for op in oks if any(a <= op["time"] <= b for a, b in faulty)) > 20
+    assert (run_dir / "report.html").exists()
+    assert procs_naming(str(store)) == []
