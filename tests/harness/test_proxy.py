@@ -215,3 +215,18 @@ def test_conditions_on_unknown_links_are_refused(hub: ProxyHub, echo: Echo) -> N
     hub.add_link("n1", "n2", echo.addr)
     with pytest.raises(KeyError):
         hub.set_conditions("f", {("n1", "n9"): byte_delay(10)})
+
+
+def test_a_cut_applies_on_top_of_conditions_and_they_outlive_its_heal(hub: ProxyHub, echo: Echo) -> None:
+    addr = hub.add_link("n1", "n2", echo.addr)
+    hub.set_conditions("f", {("n1", "n2"): byte_delay(150)})
+    hub.set_cut({("n1", "n2")})  # overlapping faults: a partition and a slow link
+    with socket.create_connection(addr, timeout=3.0) as s:
+        s.settimeout(0.5)
+        s.sendall(b"lost")
+        with pytest.raises(TimeoutError):
+            s.recv(4)
+    hub.set_cut(set())
+    with socket.create_connection(addr, timeout=3.0) as s:
+        assert 0.15 <= rtt(s) < 0.15 + 0.25
+    assert hub.stats()["n1->n2"]["dropped"] >= 4
