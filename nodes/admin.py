@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from nodes.events import node_name
 from nodes.options import ConfigError, parse_addr, parse_name
-from nodes.raft import ConfChange, ConfChangeType, ProposalDropped
+from nodes.raft import ConfChange, ConfChangeType, ConfState, ProposalDropped
 from nodes.status import status_document
 
 if TYPE_CHECKING:
@@ -37,6 +37,19 @@ class AdminFailure(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def check_member_change(op: str, nid: int, conf: ConfState) -> None:
+    """Refuse (400) a change that names no member to change, or one that would leave no
+    voters; whatever is accepted here can be applied by every replica."""
+    name = node_name(nid)
+    if op == "remove":
+        if nid not in conf.voters and nid not in conf.learners:
+            raise AdminFailure(400, f"{name} is not a member")
+        if conf.voters == (nid,):
+            raise AdminFailure(400, f"removing {name} would leave no voters")
+    elif op == "promote" and nid not in conf.learners:
+        raise AdminFailure(400, f"{name} is not a learner")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -153,7 +166,13 @@ class Admin:
         ctx = json.dumps({"rid": rid, "peer": peer}).encode()
         cc = ConfChange(MEMBER_OPS[op], nid, ctx)
         applied: Future[Any] = Future()
-        self._wait(self.node.call(lambda: self.node.propose_conf(cc, rid, applied)), 2.0)
+
+        def propose() -> None:
+            # checked on the loop thread against the configuration the change would alter
+            check_member_change(op, nid, self.node.conf_state)
+            self.node.propose_conf(cc, rid, applied)
+
+        self._wait(self.node.call(propose), 2.0)
         result: dict[str, Any] = self._wait(applied, 3 * self.node.cfg.request_timeout)
         return result
 

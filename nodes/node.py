@@ -32,7 +32,9 @@ from nodes.pending import ConfWait, Pending, ReadWait, WriteWait
 from nodes.poller import Poller
 from nodes.protocol import ProtocolError, Reply, Request, decode_command, encode_command
 from nodes.raft import (
+    NONE,
     ConfChange,
+    ConfChangeType,
     Config,
     Entry,
     EntryType,
@@ -520,7 +522,13 @@ class Node:
         self.pending.write_applied(str(cmd.get("rid", "")), reply)
 
     def _apply_conf(self, e: Entry) -> None:
-        cc = codec.decode_conf_change(e.data)
+        try:
+            cc = codec.decode_conf_change(e.data)
+        except ValueError as err:
+            # only a log written before conf changes were validated holds such an entry;
+            # every replica skips it alike (an empty change), as for a bad command
+            log.error("entry %d is not a conf change (%s); skipped by every replica alike", e.index, err)
+            cc = ConfChange(ConfChangeType.ADD_NODE, NONE)
         self.conf_state = self.rn.apply_conf_change(cc)
         ctx: dict[str, Any] = {}
         if cc.context:

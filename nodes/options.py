@@ -43,17 +43,28 @@ class NodeConfig:
     max_size_per_msg: int = 1 << 20
 
 
+HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,253}")  # a DNS name or an IPv4/IPv6 literal
+
+
 def parse_addr(text: str, flag: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{flag}: expected HOST:PORT, got {text!r}")
+    if (
+        not sep
+        or HOST.fullmatch(host) is None
+        or not (port.isascii() and port.isdigit() and len(port) <= 5)
+        or not 0 < int(port) < 65536
+    ):
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {text[:80]!r}")
     return host, int(port)
 
 
+MAX_RAFT_ID = (1 << 64) - 1  # Raft ids are uint64, as in etcd (nodes/raft/codec.py)
+
+
 def parse_name(text: str, flag: str) -> int:
-    m = NAME.match(text)
-    if m is None:
-        raise ConfigError(f"{flag}: node names are n1, n2, ... (got {text!r})")
+    m = NAME.fullmatch(text) if len(text) <= 21 else None
+    if m is None or int(m.group(1)) > MAX_RAFT_ID:
+        raise ConfigError(f"{flag}: node names are n1, n2, ... up to n{MAX_RAFT_ID} (got {text[:40]!r})")
     return int(m.group(1))
 
 

@@ -107,8 +107,8 @@ def committed_conf(conf: ConfState, ents: list[WalEntry], commit: int) -> ConfSt
             continue
         try:
             cc = codec.decode_conf_change(e.data)
-        except ValueError as err:
-            raise RecoveryError(f"wal: entry {e.index} is not a conf change ({err})") from err
+        except ValueError:
+            continue  # skipped when applied, too (Node._apply_conf)
         if cc.type == ConfChangeType.ADD_NODE:
             voters.add(cc.node_id)
             learners.discard(cc.node_id)
