@@ -14,6 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from nodes import protocol
 from nodes.events import node_name
 from nodes.options import ConfigError, parse_addr, parse_name
 from nodes.raft import ConfChange, ConfChangeType, ConfState, ProposalDropped
@@ -71,9 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(n) if n else b"{}"
         try:
-            body = json.loads(raw or b"{}")
-        except ValueError as e:
-            raise AdminFailure(400, f"request body is not JSON: {e}") from e
+            body = protocol.loads(raw or b"{}", "request body")
+        except protocol.ProtocolError as e:
+            raise AdminFailure(400, str(e)) from None
         if not isinstance(body, dict):
             raise AdminFailure(400, "request body must be a JSON object")
         return body

@@ -31,7 +31,7 @@ class AdminClient:
             conn.close()
         try:
             out = json.loads(raw) if raw else {}
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise AdminError(f"admin {host}:{port} {path}: reply is not JSON") from e
         if resp.status >= 400:
             err = out.get("error") if isinstance(out, dict) else None

@@ -59,3 +59,19 @@ def test_many_connections_and_sigterm(single: Cluster) -> None:
         for kc in conns:
             kc.close()
     assert single.stop("n1") == 0
+
+
+def _send_lines(c: Cluster, data: bytes, n: int) -> list[dict[str, Any]]:
+    with socket.create_connection(("127.0.0.1", c.members["n1"].client), timeout=5) as s:
+        s.sendall(data)
+        return _replies(s, n)
+
+
+@pytest.mark.parametrize("depth", [100_000, 400_000])
+def test_deeply_nested_json_is_a_bad_request_not_a_dead_node(single: Cluster, depth: int) -> None:
+    # json.loads raises RecursionError, not ValueError, on deep nesting (issue 20, item 2)
+    nested = b'{"op": "put", "key": "k", "value": ' + b"[" * depth + b"]" * depth + b"}\n"
+    got = _send_lines(single, nested + b'{"op": "put", "key": "k", "value": 1, "id": 2}\n', 2)
+    assert got[0]["status"] == "fail" and got[0]["error"].startswith("bad-request")
+    assert got[1] == {"status": "ok", "value": 1, "id": 2}
+    assert single.members["n1"].proc is not None and single.members["n1"].proc.poll() is None
