@@ -6,6 +6,7 @@ RawNode. Errors are HTTP 4xx/5xx with {"error": "..."}.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -63,6 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
+        if code == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -78,6 +81,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise AdminFailure(400, "request body must be a JSON object")
         return body
+
+    def _authorized(self) -> bool:
+        token = self.server.token
+        if token is None:
+            return True
+        given = self.headers.get("Authorization") or ""
+        scheme, _, value = given.partition(" ")
+        # compare_digest: the time taken does not tell how much of a guess was right
+        return scheme == "Bearer" and hmac.compare_digest(value.strip().encode("latin-1", "replace"), token)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -96,6 +108,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
         fn = routes.get((method, self.path.split("?")[0]))
         try:
+            if not self._authorized():
+                self.close_connection = True  # its body, if any, stays unread
+                raise AdminFailure(401, "missing or wrong admin token (Authorization: Bearer TOKEN)")
             if fn is None:
                 raise AdminFailure(404, f"no route {method} {self.path}")
             body = self._body() if method == "POST" else {}
@@ -199,10 +214,12 @@ class AdminServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     admin: Admin  # set by attach() before serve_forever()
+    token: bytes | None = None  # required of every request when set (--token-file)
 
     def __init__(self, addr: tuple[str, int]) -> None:
         super().__init__(addr, _Handler)
 
     def attach(self, node: Node) -> None:
         self.admin = Admin(node)
+        self.token = node.cfg.token
 

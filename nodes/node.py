@@ -28,6 +28,7 @@ from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
+from nodes.peerfilter import PeerFilter
 from nodes.pending import ConfWait, Pending, ReadWait, WriteWait
 from nodes.poller import Poller
 from nodes.protocol import ProtocolError, Reply, Request, decode_command, encode_command
@@ -49,6 +50,7 @@ from nodes.raft import (
     StateType,
     codec,
 )
+from nodes.ratelog import Throttled
 from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
 from nodes.snapwriter import SnapshotWriter
 from nodes.transport import Transport
@@ -168,6 +170,10 @@ class Node:
         self.last_vote = (disk.hard_state.term, disk.hard_state.vote)
         self.quiesced = False
         self.stopped = threading.Event()
+        # which peers and peer messages reach the RawNode (nodes/peerfilter.py)
+        self.peer_filter = PeerFilter(cfg.raft_id, set(cfg.peers) - {cfg.raft_id}, removed=dict(disk.removed))
+        self.peer_filter.set_conf(disk.boot_conf)
+        self._dropped = Throttled(log)
         try:
             self.transport = Transport(
                 cfg.listen,
@@ -176,6 +182,9 @@ class Node:
                 on_unreachable=lambda p: self.post(_Unreachable(p)),
                 on_snapshot_status=lambda p, ok: self.post(_SnapStatus(p, ok)),
                 poller=self.poller,
+                local_id=cfg.raft_id,
+                token=cfg.token,
+                admit=self.peer_filter.admit_peer,
             )
         except OSError as e:
             raise NodeError(f"--listen {cfg.listen[0]}:{cfg.listen[1]}: {e.strerror or e}") from e
@@ -216,12 +225,26 @@ class Node:
         self.inbox.append(item)
         self.poller.wake()
 
-    def _on_frame(self, payload: bytes) -> None:
-        """Called on the loop thread itself (the transport reads through our poller)."""
+    def _on_frame(self, payload: bytes, sender: int | None) -> None:
+        """Called on the loop thread itself (the transport reads through our poller).
+        Only messages the Raft core can take without harm reach it: from a peer it may hear
+        from (nodes/peerfilter.py), claiming no other sender than the link's hello named."""
         try:
             m = codec.decode_message(payload)
         except ValueError as e:
-            log.warning("transport: undecodable peer message dropped: %s", e)
+            self._dropped.warning("undecodable", "transport: undecodable peer message dropped: %s", e)
+            return
+        if sender is not None and m.from_ != sender:
+            self._dropped.warning("spoofed", "transport: message claiming n%d on n%d's link dropped", m.from_, sender)
+            return
+        if not self.peer_filter.admit(m):
+            self._dropped.warning(
+                f"refused-{m.from_}", "transport: %s from n%d (term %d) dropped: not a member here",
+                m.type.name, m.from_, m.term,
+            )
+            return
+        if m.type == MessageType.SNAP and (m.snapshot is None or not KVStore.valid_snapshot(m.snapshot.data)):
+            self._dropped.warning("bad-snapshot", "transport: snapshot from n%d dropped: its data is unusable", m.from_)
             return
         self.inbox.append(m)
 
@@ -483,9 +506,13 @@ class Node:
     def _install_snapshot(self, rd: Ready) -> None:
         s = rd.snapshot
         md = s.metadata
+        self.peer_filter.snapshot(md.conf_state, md.term)
         snap.save(
             self.cfg.data_dir / "snap",
-            snap.SnapshotFile(md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data),
+            snap.SnapshotFile(
+                md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data,
+                dict(self.peer_filter.removed),
+            ),
         )
         self.wal.save_snapshot(WalSnapshot(md.index, md.term, SNAP_INSTALL))
         self.storage.apply_snapshot(s)
@@ -530,6 +557,7 @@ class Node:
             log.error("entry %d is not a conf change (%s); skipped by every replica alike", e.index, err)
             cc = ConfChange(ConfChangeType.ADD_NODE, NONE)
         self.conf_state = self.rn.apply_conf_change(cc)
+        self.peer_filter.conf_change(cc, e.term, self.conf_state)
         ctx: dict[str, Any] = {}
         if cc.context:
             try:
@@ -543,6 +571,7 @@ class Node:
             host, _, port = peer.rpartition(":")
             if host and port.isdigit():
                 self.transport.set_peer(cc.node_id, (host, int(port)))
+                self.peer_filter.known.add(cc.node_id)
         self._conf_event(e.index)
         self.pending.conf_applied(str(ctx.get("rid", "")), self._conf_dict())
 
@@ -568,7 +597,9 @@ class Node:
         data = self.kv.snapshot()
         s = self.storage.create_snapshot(idx, self.conf_state, data)
         md = s.metadata
-        sf = snap.SnapshotFile(idx, md.term, self.conf_state.voters, self.conf_state.learners, data)
+        sf = snap.SnapshotFile(
+            idx, md.term, self.conf_state.voters, self.conf_state.learners, data, dict(self.peer_filter.removed)
+        )
         if background:
             self.snap_writer.submit(sf)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -41,6 +42,7 @@ class NodeConfig:
     snapshot_count: int
     request_timeout: float
     max_size_per_msg: int = 1 << 20
+    token: bytes | None = None  # the cluster's token (--token-file); None: no authentication
 
 
 HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,253}")  # a DNS name or an IPv4/IPv6 literal
@@ -136,7 +138,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=1 << 20,
         help="bytes of entries per append message (at least one entry is always sent; 1 = one entry each)",
     )
+    p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="file holding the cluster's token (mode 0600): required from admin clients "
+        "(Authorization: Bearer) and, in the handshake of every peer link, from peers",
+    )
     return p
+
+
+MAX_TOKEN = 1024
+
+
+def read_token(path: Path) -> bytes:
+    """The token in `path`: one word of printable ASCII, in a file only its owner can read
+    (a token on the command line would show in ps)."""
+    flag = f"--token-file {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise ConfigError(f"{flag}: cannot read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{flag}: not a regular file")
+        if st.st_mode & 0o077:
+            raise ConfigError(
+                f"{flag}: readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it"
+            )
+        raw = f.read(MAX_TOKEN + 2)
+    token = raw.rstrip(b"\r\n")
+    if not token:
+        raise ConfigError(f"{flag}: is empty")
+    if len(token) > MAX_TOKEN:
+        raise ConfigError(f"{flag}: longer than {MAX_TOKEN} bytes")
+    if not all(0x21 <= b <= 0x7E for b in token):
+        raise ConfigError(f"{flag}: the token must be one word of printable ASCII")
+    return token
 
 
 def check_data_dir(path: Path) -> None:
@@ -166,6 +205,7 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
     bugs = Bugs.parse(ns.bug)
     if ns.read_mode == "lease" and not ns.check_quorum and "lease-without-check-quorum" not in bugs.names:
         raise ConfigError("--read-mode lease needs --check-quorum")
+    token = read_token(Path(ns.token_file)) if ns.token_file is not None else None
     data_dir = Path(ns.data_dir)
     check_data_dir(data_dir)
     return NodeConfig(
@@ -189,4 +229,5 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
         snapshot_count=ns.snapshot_count,
         request_timeout=ns.request_timeout,
         max_size_per_msg=ns.max_size_per_msg,
+        token=token,
     )

@@ -40,6 +40,7 @@ class DiskState:
     hard_state: HardState
     conf_state: ConfState  # as of the snapshot (the RawNode re-applies what follows)
     boot_conf: ConfState  # as of the recovered commit index, for the boot event
+    removed: dict[int, int]  # members removed (id -> term), as of the recovered commit index
     snapshot_index: int
     snapshot_term: int
     kv_data: bytes  # state machine at snapshot_index (b"" = empty)
@@ -96,8 +97,12 @@ def _live_entries(rec: Recovered, snap_index: int, snap_term: int) -> list[WalEn
     return ents
 
 
-def committed_conf(conf: ConfState, ents: list[WalEntry], commit: int) -> ConfState:
-    """The membership after the committed conf changes in ents (simple, one at a time)."""
+def committed_conf(
+    conf: ConfState, ents: list[WalEntry], commit: int, removed: dict[int, int] | None = None
+) -> ConfState:
+    """The membership after the committed conf changes in ents (simple, one at a time);
+    `removed` (id -> term of its removal) is updated along."""
+    removed = {} if removed is None else removed
     voters = set(conf.voters)
     learners = set(conf.learners)
     for e in ents:
@@ -112,12 +117,15 @@ def committed_conf(conf: ConfState, ents: list[WalEntry], commit: int) -> ConfSt
         if cc.type == ConfChangeType.ADD_NODE:
             voters.add(cc.node_id)
             learners.discard(cc.node_id)
+            removed.pop(cc.node_id, None)
         elif cc.type == ConfChangeType.ADD_LEARNER_NODE:
-            learners.add(cc.node_id)
-            voters.discard(cc.node_id)
+            if cc.node_id not in voters:  # a voter is never demoted (nodes/raft/confchange.py)
+                learners.add(cc.node_id)
+            removed.pop(cc.node_id, None)
         elif cc.type == ConfChangeType.REMOVE_NODE:
             voters.discard(cc.node_id)
             learners.discard(cc.node_id)
+            removed[cc.node_id] = e.term
     return ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
 
 
@@ -141,10 +149,12 @@ def recover(data_dir: Path) -> DiskState:
     snap_index = snap_term = 0
     conf = ConfState()
     kv_data = b""
+    removed: dict[int, int] = {}
     if sf is not None:
         snap_index, snap_term = sf.index, sf.term
         conf = ConfState(voters=sf.voters, learners=sf.learners)
         kv_data = sf.data
+        removed = dict(sf.removed)
         storage.apply_snapshot(
             Snapshot(data=sf.data, metadata=SnapshotMetadata(conf_state=conf, index=sf.index, term=sf.term))
         )
@@ -165,7 +175,8 @@ def recover(data_dir: Path) -> DiskState:
         wal=wal,
         hard_state=hs,
         conf_state=conf,
-        boot_conf=committed_conf(conf, ents, commit),
+        boot_conf=committed_conf(conf, ents, commit, removed),
+        removed=removed,
         snapshot_index=snap_index,
         snapshot_term=snap_term,
         kv_data=kv_data,

@@ -1,6 +1,7 @@
 """Snapshot files: the key-value state at an applied index, as JSON written atomically.
 
-``snap/snap-<index>.json`` holds ``{"index", "term", "voters", "learners", "crc", "data"}``
+``snap/snap-<index>.json`` holds ``{"index", "term", "voters", "learners", "removed", "crc",
+"data"}``
 where ``data`` is the state machine's own JSON text and ``crc`` its zlib.crc32. A file is
 written to a temporary name, fsynced, renamed, and the directory fsynced, so a crash leaves
 either the old set of snapshots or the new one, never half a file under a final name.
@@ -12,7 +13,7 @@ import json
 import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodes.wal import fsync_dir
@@ -33,6 +34,7 @@ class SnapshotFile:
     voters: tuple[int, ...]
     learners: tuple[int, ...]
     data: bytes
+    removed: dict[int, int] = field(default_factory=dict)  # id -> term removed (nodes/peerfilter.py)
 
 
 def _name(index: int) -> str:
@@ -52,6 +54,7 @@ def save(snap_dir: Path, s: SnapshotFile) -> Path:
         "term": s.term,
         "voters": list(s.voters),
         "learners": list(s.learners),
+        "removed": {str(k): v for k, v in sorted(s.removed.items())},
         "crc": zlib.crc32(s.data),
         "data": text,
     }
@@ -82,6 +85,7 @@ def load(path: Path) -> SnapshotFile:
             voters=tuple(int(v) for v in body["voters"]),
             learners=tuple(int(v) for v in body["learners"]),
             data=data,
+            removed={int(k): int(v) for k, v in body.get("removed", {}).items()},
         )
     except (ValueError, KeyError, TypeError, UnicodeError) as e:
         raise SnapshotCorrupt(f"{path}: unreadable snapshot ({e})") from e

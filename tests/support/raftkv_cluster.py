@@ -46,9 +46,15 @@ class Cluster:
     spare: int = 1  # extra names (n4, ...) listed in --peers so they can join later
     extra: list[str] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)
+    token: str | None = None  # the cluster's token: passed with --token-file, sent by admin()
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.token is not None:
+            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token + "\n")
+            self.extra = [*self.extra, "--token-file", str(self.token_file)]
         total = self.size + self.spare
         ports = free_ports(3 * total)
         for i in range(total):
@@ -56,6 +62,10 @@ class Cluster:
             self.members[name] = Member(
                 name, self.root / name, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]
             )
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "token"
 
     @property
     def initial(self) -> list[str]:
@@ -124,7 +134,7 @@ class Cluster:
         return KVClient(("127.0.0.1", self.members[name].client), timeout=timeout)
 
     def admin(self, name: str, timeout: float = 5.0) -> AdminClient:
-        return AdminClient(("127.0.0.1", self.members[name].admin), timeout=timeout)
+        return AdminClient(("127.0.0.1", self.members[name].admin), timeout=timeout, token=self.token)
 
     def status(self, name: str) -> dict[str, Any] | None:
         try:
