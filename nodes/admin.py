@@ -6,9 +6,11 @@ RawNode. Errors are HTTP 4xx/5xx with {"error": "..."}.
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import logging
+import socket
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -18,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from nodes import protocol
 from nodes.events import node_name
 from nodes.options import ConfigError, parse_addr, parse_name
+from nodes.poller import (
+    ACCEPT_BACKOFF_MAX,
+    ACCEPT_BACKOFF_MIN,
+    FD_RESERVE,
+    RESOURCE_ERRNOS,
+    fd_limit,
+)
 from nodes.raft import ConfChange, ConfChangeType, ConfState, ProposalDropped
+from nodes.ratelog import Throttled
 from nodes.status import status_document
 
 if TYPE_CHECKING:
@@ -218,6 +228,30 @@ class AdminServer(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int]) -> None:
         super().__init__(addr, _Handler)
+        self._backoff = 0.0
+        self._limit = fd_limit()
+        self._throttle = Throttled(log)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """accept(), shedding as nodes/poller.py's Acceptor does: socketserver retries a
+        failed accept at once, which out of descriptors spins this thread (and takes the
+        GIL from the node loop)."""
+        try:
+            conn, addr = super().get_request()
+        except OSError as e:
+            if e.errno in RESOURCE_ERRNOS:
+                self._backoff = min(max(2 * self._backoff, ACCEPT_BACKOFF_MIN), ACCEPT_BACKOFF_MAX)
+                self._throttle.warning("accept", "admin: accept: %s; not accepting for %.2f s", e.strerror, self._backoff)
+                time.sleep(self._backoff)
+            raise
+        self._backoff = 0.0
+        if self._limit is not None and conn.fileno() >= self._limit - FD_RESERVE:
+            self._throttle.warning(
+                "shed", "admin: nearly out of file descriptors (limit %d): refusing new connections", self._limit
+            )
+            conn.close()
+            raise OSError(errno.EMFILE, "descriptors reserved")  # socketserver drops it quietly
+        return conn, addr
 
     def attach(self, node: Node) -> None:
         self.admin = Admin(node)

@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from nodes.poller import accept_pending
+from nodes.poller import Acceptor
 from nodes.protocol import MAX_LINE, ProtocolError, Reply, Request, parse_request
 
 if TYPE_CHECKING:
@@ -143,16 +143,15 @@ class ClientServer:
     def attach(self, node: Node) -> None:
         """Serve on node's loop; call before node.start() (the poller is not yet waited on)."""
         self.node = node
-        node.poller.register(self.sock, self._accept)
+        node.poller.register_listener(self.sock, Acceptor("client server", self._accepted))
 
     def poller(self) -> Poller:
         return self.node.poller
 
-    def _accept(self) -> None:
-        for conn in accept_pending(self.sock, "client server"):
-            c = _Conn(self, conn)
-            self.conns.add(c)
-            self.node.poller.register(conn, c.on_read)
+    def _accepted(self, conn: socket.socket) -> None:
+        c = _Conn(self, conn)
+        self.conns.add(c)
+        self.node.poller.register(conn, c.on_read)
 
     def close(self) -> None:
         """Close the listener and every connection; call once the node loop has stopped."""

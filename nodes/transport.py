@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodes.poller import Poller, accept_pending
+from nodes.poller import Acceptor, Poller
 from nodes.ratelog import Throttled
 
 log = logging.getLogger(__name__)
@@ -393,7 +393,7 @@ class Transport:
         self._io_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.poller.register(self._server, self._accept)
+        self.poller.register_listener(self._server, Acceptor("transport", self._accepted))
         if self._own_poller:
             self._io_thread = threading.Thread(target=self._io, name="peer-io", daemon=True)
             self._io_thread.start()
@@ -435,18 +435,17 @@ class Transport:
             if snapshot:
                 self.on_snapshot_status(to, False)
 
-    def _accept(self) -> None:
-        for conn in accept_pending(self._server, "transport"):
-            try:
-                host, port = conn.getpeername()[:2]
-                addr = f"{host}:{port}"
-            except OSError:
-                addr = "?"
-            self._sweep()
-            inb = _Inbound(self, conn, addr)
-            self.inbound.add(inb)
-            self._unidentified.append(inb)
-            self.poller.register(conn, inb.on_read)
+    def _accepted(self, conn: socket.socket) -> None:
+        try:
+            host, port = conn.getpeername()[:2]
+            addr = f"{host}:{port}"
+        except OSError:
+            addr = "?"
+        self._sweep()
+        inb = _Inbound(self, conn, addr)
+        self.inbound.add(inb)
+        self._unidentified.append(inb)
+        self.poller.register(conn, inb.on_read)
 
     def _sweep(self) -> None:
         """Bound the connections no hello has identified: the oldest beyond MAX_UNIDENTIFIED

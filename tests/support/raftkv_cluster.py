@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -90,9 +91,17 @@ class Cluster:
             argv.append("--join")
         return argv + self.extra + (extra or [])
 
-    def start(self, name: str, join: bool = False, extra: list[str] | None = None) -> Member:
+    def start(
+        self, name: str, join: bool = False, extra: list[str] | None = None, max_fds: int | None = None
+    ) -> Member:
+        """Start a node; `max_fds` caps its descriptors (RLIMIT_NOFILE) to provoke EMFILE."""
         m = self.members[name]
         m.log_path = self.root / f"{name}.log"
+
+        def limit() -> None:
+            if max_fds is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
+
         with open(m.log_path, "ab") as logf:
             m.proc = subprocess.Popen(
                 self.argv(name, join, extra),
@@ -100,6 +109,7 @@ class Cluster:
                 stdout=subprocess.DEVNULL,
                 stderr=logf,
                 start_new_session=True,
+                preexec_fn=limit if max_fds is not None else None,
             )
         return m
 
