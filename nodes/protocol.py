@@ -8,6 +8,7 @@ operation certainly did not and will not take effect, info means it may or may n
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +51,28 @@ class Reply:
         return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return v
+
+
+# strict JSON (RFC 8259): Python's json accepts NaN and Infinity, and 1e400 becomes inf, which
+# json.dumps then writes back as NaN/Infinity -- a reply no other JSON parser reads
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def loads(data: bytes | str, what: str) -> Any:
-    """json.loads for bytes from a socket or a log entry: any malformed input is a
-    ProtocolError. Deep nesting raises RecursionError in json, not ValueError, and must
-    not escape to the node loop."""
+    """Strict JSON from a socket or a log entry: any malformed input is a ProtocolError.
+    Deep nesting raises RecursionError in json, not ValueError, and must not escape to the
+    node loop."""
     try:
-        return json.loads(data)
+        return _STRICT.decode(data.decode() if isinstance(data, (bytes, bytearray)) else data)
     except (ValueError, RecursionError) as e:
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
         raise ProtocolError(f"{what} is not JSON: {reason}") from None

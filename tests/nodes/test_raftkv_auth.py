@@ -186,3 +186,36 @@ def test_cluster_with_a_token_elects_replicates_and_changes_membership(tmp_path:
             assert kc.get("b", read="serializable").value == 2
     finally:
         c.close()
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_unidentified_peer_connections_cannot_make_the_node_buffer(single: Cluster) -> None:
+    # a frame header announcing 60 MiB used to be buffered up to that size on every
+    # connection (issue 20, item 5); before a hello nothing larger than one is taken
+    p = single.members["n1"].proc
+    assert p is not None
+    rss0 = _rss_bytes(p.pid)
+    chunk = b"\0" * (1 << 20)
+    socks = [socket.create_connection(("127.0.0.1", single.members["n1"].peer), timeout=3) for _ in range(3)]
+    refused = 0
+    try:
+        for s in socks:
+            try:
+                s.sendall(struct.pack(">II", 60 << 20, 0))
+                for _ in range(30):
+                    s.sendall(chunk)
+            except OSError:
+                refused += 1  # closed by the node: the rest was never read
+        growth = _rss_bytes(p.pid) - rss0
+    finally:
+        for s in socks:
+            s.close()
+    assert refused == 3
+    assert growth < 16 << 20, f"the node grew by {growth >> 20} MiB"
+    assert _leader_term(single)[0] == "leader"
