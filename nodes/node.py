@@ -112,8 +112,10 @@ class Node:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
         self._lock_fd = lock_data_dir(cfg.data_dir)
-        self.boot = next_boot(cfg.data_dir)
+        # recovery first: a boot counter on disk then proves that a WAL existed (recovery
+        # refuses a data dir that ran before and lost its WAL)
         disk: DiskState = recover(cfg.data_dir)
+        self.boot = next_boot(cfg.data_dir)
         if disk.torn_bytes:
             log.warning("recovery: truncated a torn WAL tail of %d bytes", disk.torn_bytes)
         self.disk = disk

@@ -24,7 +24,7 @@ from nodes.raft import (
     SnapshotMetadata,
     codec,
 )
-from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir
+from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir, list_segments
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,27 @@ def committed_conf(
     return ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
 
 
+LOST = "its votes and acknowledged entries are lost; refusing to start (wipe the data dir and add the node again)"
+
+
+def _check_wal_exists(data_dir: Path) -> None:
+    """Refuse a data dir that ran before but whose WAL is gone or emptied: starting empty (or
+    from the snapshot alone) would forget its vote and the entries it acknowledged, so it
+    could vote twice in a term. etcd refuses likewise: a member with a data dir but no WAL
+    "has already been bootstrapped". The WAL is created, its first segment header fsynced,
+    before the boot counter is first written (Node), so a counter without one means loss."""
+    wal_dir = data_dir / "wal"
+    segs = list_segments(wal_dir) if wal_dir.is_dir() else []
+    if any(p.stat().st_size > 0 for p in segs):
+        return
+    if (data_dir / "boot").exists():
+        raise RecoveryError(f"{data_dir} ran before (boot counter) but {wal_dir} holds no log: {LOST}")
+    if snap.list_snapshots(data_dir / "snap") if (data_dir / "snap").is_dir() else []:
+        raise RecoveryError(f"{data_dir / 'snap'} has a snapshot but {wal_dir} holds no log: {LOST}")
+
+
 def recover(data_dir: Path) -> DiskState:
+    _check_wal_exists(data_dir)
     wal = WAL(data_dir / "wal")
     try:
         rec = wal.open()
@@ -139,6 +159,12 @@ def recover(data_dir: Path) -> DiskState:
         sf = snap.load_newest(data_dir / "snap")
     except snap.SnapshotCorrupt as e:
         raise RecoveryError(str(e)) from e
+    if sf is not None and rec.reaches < sf.index:
+        # a node's own snapshot covers only entries its WAL held (made durable before they
+        # were applied), and segments go only once a marker covers them (etcd: the WAL must
+        # hold the snapshot's record, ErrSnapshotNotFound)
+        wal.close()
+        raise RecoveryError(f"wal reaches index {rec.reaches} but the newest snapshot is at {sf.index}: {LOST}")
     if sf is None and rec.snapshot.index > 0:
         raise RecoveryError(f"wal names snapshot {rec.snapshot.index} but {data_dir / 'snap'} has none")
     if sf is not None and sf.index < rec.snapshot.index:
