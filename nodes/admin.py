@@ -42,6 +42,7 @@ MEMBER_OPS = {
     "promote": ConfChangeType.ADD_NODE,
     "remove": ConfChangeType.REMOVE_NODE,
 }
+MAX_BODY = 64 << 10  # admin bodies are a few fields
 TRANSFER_WAIT = 1.8  # fits the admin client's default 2 s timeout; Raft aborts a transfer after an election timeout
 
 
@@ -67,6 +68,7 @@ def check_member_change(op: str, nid: int, conf: ConfState) -> None:
 class _Handler(BaseHTTPRequestHandler):
     server: AdminServer
     protocol_version = "HTTP/1.1"
+    timeout = 10.0  # an idle or half-sent request does not hold its thread forever
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("admin: " + format, *args)
@@ -81,9 +83,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _body(self) -> dict[str, Any]:
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b"{}"
+    def _read_body(self) -> bytes:
+        """The request's body (at most MAX_BODY bytes), read before anything is answered, so
+        that the answer is not lost to a reset of a connection closed with data unread."""
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return b""
+        if not (text.isascii() and text.isdigit()):
+            self.close_connection = True
+            raise AdminFailure(400, f"Content-Length {text[:20]!r} is not a number")
+        n = int(text)
+        if n > MAX_BODY:
+            self.close_connection = True
+            self._drain()
+            raise AdminFailure(413, f"request body over {MAX_BODY} bytes")
+        return self.rfile.read(n) if n else b""
+
+    def _drain(self) -> None:
+        """Read what the client has already sent (briefly), then let the connection go."""
+        try:
+            self.connection.settimeout(0.05)
+            while self.rfile.read1(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    @staticmethod
+    def _json(raw: bytes) -> dict[str, Any]:
         try:
             body = protocol.loads(raw or b"{}", "request body")
         except protocol.ProtocolError as e:
@@ -118,12 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         }
         fn = routes.get((method, self.path.split("?")[0]))
         try:
+            raw = self._read_body()
             if not self._authorized():
-                self.close_connection = True  # its body, if any, stays unread
                 raise AdminFailure(401, "missing or wrong admin token (Authorization: Bearer TOKEN)")
             if fn is None:
                 raise AdminFailure(404, f"no route {method} {self.path}")
-            body = self._body() if method == "POST" else {}
+            body = self._json(raw) if method == "POST" else {}
             self._reply(200, fn(body))
         except AdminFailure as e:
             self._reply(e.code, {"error": str(e)})
