@@ -173,7 +173,9 @@ class Node:
         self.quiesced = False
         self.stopped = threading.Event()
         # which peers and peer messages reach the RawNode (nodes/peerfilter.py)
-        self.peer_filter = PeerFilter(cfg.raft_id, set(cfg.peers) - {cfg.raft_id}, removed=dict(disk.removed))
+        self.peer_filter = PeerFilter(
+            cfg.raft_id, set(cfg.peers) - {cfg.raft_id}, removed=dict(disk.removed), drop_removed=cfg.drop_removed_peers
+        )
         self.peer_filter.set_conf(disk.boot_conf)
         self._dropped = Throttled(log)
         try:

@@ -43,6 +43,7 @@ class NodeConfig:
     request_timeout: float
     max_size_per_msg: int = 1 << 20
     token: bytes | None = None  # the cluster's token (--token-file); None: no authentication
+    drop_removed_peers: bool = True  # nodes/peerfilter.py
 
 
 HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,253}")  # a DNS name or an IPv4/IPv6 literal
@@ -139,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="bytes of entries per append message (at least one entry is always sent; 1 = one entry each)",
     )
     p.add_argument(
+        "--drop-removed-peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="drop the messages of members removed from the configuration (as etcd does); "
+        "--no-drop-removed-peers steps them like a member's, so a removed node's campaign can "
+        "reach the voters (what the timeout-now-non-member bug needs to show)",
+    )
+    p.add_argument(
         "--token-file",
         default=None,
         metavar="PATH",
@@ -230,4 +239,5 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
         request_timeout=ns.request_timeout,
         max_size_per_msg=ns.max_size_per_msg,
         token=token,
+        drop_removed_peers=ns.drop_removed_peers,
     )

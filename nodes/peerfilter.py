@@ -35,6 +35,7 @@ class PeerFilter:
     known: set[int]  # ids with an address (--peers, conf change contexts); may grow
     members: frozenset[int] = frozenset()  # voters and learners of the applied configuration
     removed: dict[int, int] = field(default_factory=dict)  # id -> term of its removal entry
+    drop_removed: bool = True  # False: a removed member is heard like a member (--no-drop-removed-peers)
 
     def set_conf(self, conf: ConfState) -> None:
         self.members = frozenset(conf.voters) | frozenset(conf.learners)
@@ -67,7 +68,7 @@ class PeerFilter:
         sender = m.from_
         if m.to != self.self_id or sender == self.self_id:
             return False
-        if sender in self.members:
+        if sender in self.members or (not self.drop_removed and sender in self.removed):
             return True
         if m.type not in FROM_LEADER or sender not in self.known:
             return False

@@ -33,7 +33,8 @@ def test_help_documents_every_flag() -> None:
     for flag in ("--id", "--data-dir", "--listen", "--client", "--admin", "--peers", "--join",
                  "--election-tick", "--heartbeat-tick", "--tick-interval-ms", "--pre-vote",
                  "--no-pre-vote", "--check-quorum", "--no-check-quorum", "--read-mode", "--bug",
-                 "--events", "--log-level"):
+                 "--events", "--log-level", "--token-file", "--drop-removed-peers",
+                 "--no-drop-removed-peers"):
         assert flag in out, flag
     for bug in ALL_BUGS:
         assert bug in out

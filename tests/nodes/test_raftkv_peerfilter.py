@@ -83,3 +83,11 @@ def test_snapshot_records_members_it_lacks_as_removed() -> None:
     f.snapshot(ConfState((1, 2), (4,)), term=8)
     assert f.members == {1, 2, 4} and f.removed == {3: 8}
     assert not f.admit(msg(MT.HEARTBEAT, 3, term=8))
+
+
+def test_removed_member_heard_like_a_member_when_asked() -> None:
+    f = three()
+    f.drop_removed = False  # --no-drop-removed-peers
+    f.conf_change(ConfChange(REMOVE, 3), term=7, conf=ConfState((1, 2)))
+    assert f.admit(msg(MT.VOTE, 3, term=8))
+    assert not f.admit(msg(MT.VOTE, 99))  # strangers stay out
