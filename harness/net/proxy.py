@@ -15,7 +15,9 @@ A held frame stalls its connection: it and every later byte of that connection a
 order, and the connection is reset, so the sender reconnects and its later messages go through
 on the new one (TCP orders one connection, not two). The held frames are delivered, in order,
 on a fresh connection to dst at their release time (or when the rule is cleared): to the
-receiver they are messages that spent that long in the network.
+receiver they are messages that spent that long in the network. That connection starts with
+the hello its original one began with (nodes/transport.py: a raftkv node takes frames only
+after one), as a recording of the original stream would.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness.net.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
+from harness.net.msgfilter import (
+    Action,
+    FrameError,
+    FrameSplitter,
+    MessageRule,
+    is_hello,
+    strip_frame,
+)
 from harness.net.selector_loop import CHUNK, SelectorLoop
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ class _Conn:
     connected: bool = False
     tainted: bool = False  # lived through a cut
     splitter: FrameSplitter | None = None  # set while its link has a message rule
+    hello: bytes = b""  # the transport hello that began this connection's stream, if any
 
 
 @dataclass(eq=False)
@@ -244,6 +254,8 @@ class ProxyHub(SelectorLoop):
             return
         stall: _Held | None = None
         for f in frames:
+            if not c.hello and is_hello(f):
+                c.hello = f
             if stall is not None:  # everything after a held frame stays behind it
                 stall.data += f
                 stall.frames += 1
@@ -260,8 +272,9 @@ class ProxyHub(SelectorLoop):
                 delay = link.rule.delay
                 at = None if delay is None else time.monotonic() + delay
                 self._flush_up(c)
-                # earlier frames that could not be written yet stay ahead of the held one
-                stall = _Held(bytearray(c.to_up) + f, at, 1)
+                # earlier frames that could not be written yet stay ahead of the held one,
+                # and the stream's hello ahead of them (a node takes it twice, not none)
+                stall = _Held(bytearray(c.hello) + c.to_up + f, at, 1)
                 c.to_up.clear()
                 link.msgs_held += 1
         if stall is not None:
