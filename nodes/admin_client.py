@@ -12,9 +12,16 @@ class AdminError(Exception):
 
 
 class AdminClient:
-    def __init__(self, addr: tuple[str, int], timeout: float = 2.0) -> None:
+    def __init__(
+        self, addr: tuple[str, int], timeout: float = 2.0, token: str | bytes | None = None
+    ) -> None:
+        """`token`: the cluster's admin token (the content of the node's --token-file)."""
         self.addr = addr
         self.timeout = timeout
+        self._auth: str | None = None
+        if token is not None:
+            text = token.decode("ascii") if isinstance(token, bytes) else token
+            self._auth = "Bearer " + text.strip()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         host, port = self.addr
@@ -22,6 +29,8 @@ class AdminClient:
         try:
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if data is not None else {}
+            if self._auth is not None:
+                headers["Authorization"] = self._auth
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
@@ -31,7 +40,7 @@ class AdminClient:
             conn.close()
         try:
             out = json.loads(raw) if raw else {}
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise AdminError(f"admin {host}:{port} {path}: reply is not JSON") from e
         if resp.status >= 400:
             err = out.get("error") if isinstance(out, dict) else None

@@ -15,7 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
-from nodes.poller import accept_pending
+from nodes.poller import Acceptor
 from nodes.protocol import MAX_LINE, ProtocolError, Reply, Request, parse_request
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 16
 BACKLOG = 128
 MAX_QUEUED = 1024  # requests read ahead of their turn; more breaks "one request at a time"
+MAX_QUEUED_BYTES = 8 << 20  # and their bytes: 1024 lines of up to 1 MiB would be 1 GiB
+TOO_LONG = b""  # stands in the queue for a line longer than MAX_LINE
 
 
 class _Conn:
@@ -36,6 +38,8 @@ class _Conn:
         self.rbuf = bytearray()
         self.wbuf = bytearray()
         self.lines: deque[bytes] = deque()
+        self.queued = 0  # bytes in self.lines
+        self.discarding = False  # inside an over-long line, already answered: skip to its end
         self.busy = False  # a request of this connection is being served
         self.closed = False
 
@@ -49,22 +53,38 @@ class _Conn:
         if not data:
             self.close()
             return
-        self.rbuf += data
-        while True:
-            nl = self.rbuf.find(b"\n")
+        if self.discarding:
+            nl = data.find(b"\n")
             if nl < 0:
-                break
-            line = bytes(self.rbuf[: nl + 1])
-            del self.rbuf[: nl + 1]
-            if line.strip():
-                self.lines.append(line)
-        if len(self.rbuf) > MAX_LINE:
-            self.rbuf.clear()
-            self.lines.append(b"")  # answered as a bad request, as a too-long line
-        if len(self.lines) > MAX_QUEUED:
+                return
+            data = data[nl + 1 :]
+            self.discarding = False
+        rbuf = self.rbuf
+        rbuf += data
+        start = 0
+        while (nl := rbuf.find(b"\n", start)) >= 0:
+            line = bytes(rbuf[start : nl + 1])
+            start = nl + 1
+            if len(line) > MAX_LINE + 1:
+                line = TOO_LONG
+            elif not line.strip():
+                continue
+            self.lines.append(line)
+            self.queued += len(line)
+        del rbuf[:start]
+        if len(rbuf) > MAX_LINE:
+            # one reply for the whole line, in its place; the rest of it is skipped as it
+            # arrives (answering each piece would shift every later reply on the connection)
+            rbuf.clear()
+            self.discarding = True
+            self.lines.append(TOO_LONG)
+        if len(self.lines) > MAX_QUEUED or self.queued > MAX_QUEUED_BYTES:
             # nothing bounds the replies such a client leaves unread: drop it (its writes in
             # flight are indeterminate to it, as after any lost connection)
-            log.warning("client server: more than %d requests queued on one connection; closing", MAX_QUEUED)
+            log.warning(
+                "client server: more than %d requests or %d bytes queued on one connection; closing",
+                MAX_QUEUED, MAX_QUEUED_BYTES,
+            )
             self.close()
             return
         self._next()
@@ -72,8 +92,9 @@ class _Conn:
     def _next(self) -> None:
         while not self.busy and self.lines and not self.closed:
             line = self.lines.popleft()
+            self.queued -= len(line)
             try:
-                if not line:
+                if line is TOO_LONG:
                     raise ProtocolError(f"request line longer than {MAX_LINE} bytes")
                 req = parse_request(line)
             except ProtocolError as e:
@@ -143,16 +164,15 @@ class ClientServer:
     def attach(self, node: Node) -> None:
         """Serve on node's loop; call before node.start() (the poller is not yet waited on)."""
         self.node = node
-        node.poller.register(self.sock, self._accept)
+        node.poller.register_listener(self.sock, Acceptor("client server", self._accepted))
 
     def poller(self) -> Poller:
         return self.node.poller
 
-    def _accept(self) -> None:
-        for conn in accept_pending(self.sock, "client server"):
-            c = _Conn(self, conn)
-            self.conns.add(c)
-            self.node.poller.register(conn, c.on_read)
+    def _accepted(self, conn: socket.socket) -> None:
+        c = _Conn(self, conn)
+        self.conns.add(c)
+        self.node.poller.register(conn, c.on_read)
 
     def close(self) -> None:
         """Close the listener and every connection; call once the node loop has stopped."""

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodes.protocol import Reply
+from nodes.protocol import ProtocolError, Reply, loads
 
 
 @dataclass
@@ -36,6 +36,17 @@ class KVStore:
 
     def snapshot(self) -> bytes:
         return json.dumps(self.data, sort_keys=True, separators=(",", ":")).encode()
+
+    @staticmethod
+    def valid_snapshot(data: bytes) -> bool:
+        """Whether restore(data) would succeed (a snapshot from the network is checked
+        before Raft takes it: restoring is too late to refuse it)."""
+        if not data:
+            return True
+        try:
+            return isinstance(loads(data, "snapshot"), dict)
+        except ProtocolError:
+            return False
 
     def restore(self, data: bytes) -> None:
         body = json.loads(data) if data else {}

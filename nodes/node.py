@@ -28,11 +28,14 @@ from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
+from nodes.peerfilter import PeerFilter
 from nodes.pending import ConfWait, Pending, ReadWait, WriteWait
 from nodes.poller import Poller
 from nodes.protocol import ProtocolError, Reply, Request, decode_command, encode_command
 from nodes.raft import (
+    NONE,
     ConfChange,
+    ConfChangeType,
     Config,
     Entry,
     EntryType,
@@ -47,6 +50,7 @@ from nodes.raft import (
     StateType,
     codec,
 )
+from nodes.ratelog import Throttled
 from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
 from nodes.snapwriter import SnapshotWriter
 from nodes.transport import Transport
@@ -108,8 +112,10 @@ class Node:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
         self._lock_fd = lock_data_dir(cfg.data_dir)
-        self.boot = next_boot(cfg.data_dir)
+        # recovery first: a boot counter on disk then proves that a WAL existed (recovery
+        # refuses a data dir that ran before and lost its WAL)
         disk: DiskState = recover(cfg.data_dir)
+        self.boot = next_boot(cfg.data_dir)
         if disk.torn_bytes:
             log.warning("recovery: truncated a torn WAL tail of %d bytes", disk.torn_bytes)
         self.disk = disk
@@ -166,6 +172,12 @@ class Node:
         self.last_vote = (disk.hard_state.term, disk.hard_state.vote)
         self.quiesced = False
         self.stopped = threading.Event()
+        # which peers and peer messages reach the RawNode (nodes/peerfilter.py)
+        self.peer_filter = PeerFilter(
+            cfg.raft_id, set(cfg.peers) - {cfg.raft_id}, removed=dict(disk.removed), drop_removed=cfg.drop_removed_peers
+        )
+        self.peer_filter.set_conf(disk.boot_conf)
+        self._dropped = Throttled(log)
         try:
             self.transport = Transport(
                 cfg.listen,
@@ -174,6 +186,9 @@ class Node:
                 on_unreachable=lambda p: self.post(_Unreachable(p)),
                 on_snapshot_status=lambda p, ok: self.post(_SnapStatus(p, ok)),
                 poller=self.poller,
+                local_id=cfg.raft_id,
+                token=cfg.token,
+                admit=self.peer_filter.admit_peer,
             )
         except OSError as e:
             raise NodeError(f"--listen {cfg.listen[0]}:{cfg.listen[1]}: {e.strerror or e}") from e
@@ -214,12 +229,26 @@ class Node:
         self.inbox.append(item)
         self.poller.wake()
 
-    def _on_frame(self, payload: bytes) -> None:
-        """Called on the loop thread itself (the transport reads through our poller)."""
+    def _on_frame(self, payload: bytes, sender: int | None) -> None:
+        """Called on the loop thread itself (the transport reads through our poller).
+        Only messages the Raft core can take without harm reach it: from a peer it may hear
+        from (nodes/peerfilter.py), claiming no other sender than the link's hello named."""
         try:
             m = codec.decode_message(payload)
         except ValueError as e:
-            log.warning("transport: undecodable peer message dropped: %s", e)
+            self._dropped.warning("undecodable", "transport: undecodable peer message dropped: %s", e)
+            return
+        if sender is not None and m.from_ != sender:
+            self._dropped.warning("spoofed", "transport: message claiming n%d on n%d's link dropped", m.from_, sender)
+            return
+        if not self.peer_filter.admit(m):
+            self._dropped.warning(
+                f"refused-{m.from_}", "transport: %s from n%d (term %d) dropped: not a member here",
+                m.type.name, m.from_, m.term,
+            )
+            return
+        if m.type == MessageType.SNAP and (m.snapshot is None or not KVStore.valid_snapshot(m.snapshot.data)):
+            self._dropped.warning("bad-snapshot", "transport: snapshot from n%d dropped: its data is unusable", m.from_)
             return
         self.inbox.append(m)
 
@@ -481,9 +510,13 @@ class Node:
     def _install_snapshot(self, rd: Ready) -> None:
         s = rd.snapshot
         md = s.metadata
+        self.peer_filter.snapshot(md.conf_state, md.term)
         snap.save(
             self.cfg.data_dir / "snap",
-            snap.SnapshotFile(md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data),
+            snap.SnapshotFile(
+                md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data,
+                dict(self.peer_filter.removed),
+            ),
         )
         self.wal.save_snapshot(WalSnapshot(md.index, md.term, SNAP_INSTALL))
         self.storage.apply_snapshot(s)
@@ -520,8 +553,15 @@ class Node:
         self.pending.write_applied(str(cmd.get("rid", "")), reply)
 
     def _apply_conf(self, e: Entry) -> None:
-        cc = codec.decode_conf_change(e.data)
+        try:
+            cc = codec.decode_conf_change(e.data)
+        except ValueError as err:
+            # only a log written before conf changes were validated holds such an entry;
+            # every replica skips it alike (an empty change), as for a bad command
+            log.error("entry %d is not a conf change (%s); skipped by every replica alike", e.index, err)
+            cc = ConfChange(ConfChangeType.ADD_NODE, NONE)
         self.conf_state = self.rn.apply_conf_change(cc)
+        self.peer_filter.conf_change(cc, e.term, self.conf_state)
         ctx: dict[str, Any] = {}
         if cc.context:
             try:
@@ -535,6 +575,7 @@ class Node:
             host, _, port = peer.rpartition(":")
             if host and port.isdigit():
                 self.transport.set_peer(cc.node_id, (host, int(port)))
+                self.peer_filter.known.add(cc.node_id)
         self._conf_event(e.index)
         self.pending.conf_applied(str(ctx.get("rid", "")), self._conf_dict())
 
@@ -560,7 +601,9 @@ class Node:
         data = self.kv.snapshot()
         s = self.storage.create_snapshot(idx, self.conf_state, data)
         md = s.metadata
-        sf = snap.SnapshotFile(idx, md.term, self.conf_state.voters, self.conf_state.learners, data)
+        sf = snap.SnapshotFile(
+            idx, md.term, self.conf_state.voters, self.conf_state.learners, data, dict(self.peer_filter.removed)
+        )
         if background:
             self.snap_writer.submit(sf)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -41,19 +42,32 @@ class NodeConfig:
     snapshot_count: int
     request_timeout: float
     max_size_per_msg: int = 1 << 20
+    token: bytes | None = None  # the cluster's token (--token-file); None: no authentication
+    drop_removed_peers: bool = True  # nodes/peerfilter.py
+
+
+HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,253}")  # a DNS name or an IPv4/IPv6 literal
 
 
 def parse_addr(text: str, flag: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{flag}: expected HOST:PORT, got {text!r}")
+    if (
+        not sep
+        or HOST.fullmatch(host) is None
+        or not (port.isascii() and port.isdigit() and len(port) <= 5)
+        or not 0 < int(port) < 65536
+    ):
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {text[:80]!r}")
     return host, int(port)
 
 
+MAX_RAFT_ID = (1 << 64) - 1  # Raft ids are uint64, as in etcd (nodes/raft/codec.py)
+
+
 def parse_name(text: str, flag: str) -> int:
-    m = NAME.match(text)
-    if m is None:
-        raise ConfigError(f"{flag}: node names are n1, n2, ... (got {text!r})")
+    m = NAME.fullmatch(text) if len(text) <= 21 else None
+    if m is None or int(m.group(1)) > MAX_RAFT_ID:
+        raise ConfigError(f"{flag}: node names are n1, n2, ... up to n{MAX_RAFT_ID} (got {text[:40]!r})")
     return int(m.group(1))
 
 
@@ -125,7 +139,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=1 << 20,
         help="bytes of entries per append message (at least one entry is always sent; 1 = one entry each)",
     )
+    p.add_argument(
+        "--drop-removed-peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="drop the messages of members removed from the configuration (as etcd does); "
+        "--no-drop-removed-peers steps them like a member's, so a removed node's campaign can "
+        "reach the voters (what the timeout-now-non-member bug needs to show)",
+    )
+    p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="file holding the cluster's token (mode 0600): required from admin clients "
+        "(Authorization: Bearer) and, in the handshake of every peer link, from peers",
+    )
     return p
+
+
+MAX_TOKEN = 1024
+
+
+def read_token(path: Path) -> bytes:
+    """The token in `path`: one word of printable ASCII, in a file only its owner can read
+    (a token on the command line would show in ps)."""
+    flag = f"--token-file {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise ConfigError(f"{flag}: cannot read ({e.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{flag}: not a regular file")
+        if st.st_mode & 0o077:
+            raise ConfigError(
+                f"{flag}: readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it"
+            )
+        raw = f.read(MAX_TOKEN + 2)
+    token = raw.rstrip(b"\r\n")
+    if not token:
+        raise ConfigError(f"{flag}: is empty")
+    if len(token) > MAX_TOKEN:
+        raise ConfigError(f"{flag}: longer than {MAX_TOKEN} bytes")
+    if not all(0x21 <= b <= 0x7E for b in token):
+        raise ConfigError(f"{flag}: the token must be one word of printable ASCII")
+    return token
 
 
 def check_data_dir(path: Path) -> None:
@@ -155,6 +214,7 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
     bugs = Bugs.parse(ns.bug)
     if ns.read_mode == "lease" and not ns.check_quorum and "lease-without-check-quorum" not in bugs.names:
         raise ConfigError("--read-mode lease needs --check-quorum")
+    token = read_token(Path(ns.token_file)) if ns.token_file is not None else None
     data_dir = Path(ns.data_dir)
     check_data_dir(data_dir)
     return NodeConfig(
@@ -178,4 +238,6 @@ def config_from_args(ns: argparse.Namespace) -> NodeConfig:
         snapshot_count=ns.snapshot_count,
         request_timeout=ns.request_timeout,
         max_size_per_msg=ns.max_size_per_msg,
+        token=token,
+        drop_removed_peers=ns.drop_removed_peers,
     )

@@ -8,6 +8,7 @@ operation certainly did not and will not take effect, info means it may or may n
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,33 @@ class Reply:
         return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return v
+
+
+# strict JSON (RFC 8259): Python's json accepts NaN and Infinity, and 1e400 becomes inf, which
+# json.dumps then writes back as NaN/Infinity -- a reply no other JSON parser reads
+_STRICT = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def loads(data: bytes | str, what: str) -> Any:
+    """Strict JSON from a socket or a log entry: any malformed input is a ProtocolError.
+    Deep nesting raises RecursionError in json, not ValueError, and must not escape to the
+    node loop."""
+    try:
+        return _STRICT.decode(data.decode() if isinstance(data, (bytes, bytearray)) else data)
+    except (ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ProtocolError(f"{what} is not JSON: {reason}") from None
+
+
 def _scalar(v: Any, field: str) -> Any:
     if v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
         return v
@@ -57,10 +85,7 @@ def _scalar(v: Any, field: str) -> Any:
 
 
 def parse_request(line: bytes) -> Request:
-    try:
-        body = json.loads(line)
-    except ValueError as e:
-        raise ProtocolError(f"request is not JSON: {e}") from e
+    body = loads(line, "request")
     if not isinstance(body, dict):
         raise ProtocolError("request must be a JSON object")
     op = body.get("op")
@@ -101,7 +126,7 @@ def parse_reply(line: bytes) -> Reply:
     try:
         body = json.loads(line)
         status = body["status"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise ProtocolError(f"reply is not a protocol object: {line[:80]!r}") from e
     if status not in ("ok", "fail", "info"):
         raise ProtocolError(f"reply has unknown status {status!r}")
@@ -120,10 +145,7 @@ def encode_command(rid: str, req: Request) -> bytes:
 
 
 def decode_command(data: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(data)
-    except ValueError as e:
-        raise ProtocolError(f"log entry is not a command: {e}") from e
+    body = loads(data, "log entry")
     if not isinstance(body, dict) or body.get("op") not in ("put", "cas", "delete"):
         raise ProtocolError(f"log entry is not a write command: {data[:80]!r}")
     return body

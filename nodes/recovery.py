@@ -24,7 +24,7 @@ from nodes.raft import (
     SnapshotMetadata,
     codec,
 )
-from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir
+from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir, list_segments
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class DiskState:
     hard_state: HardState
     conf_state: ConfState  # as of the snapshot (the RawNode re-applies what follows)
     boot_conf: ConfState  # as of the recovered commit index, for the boot event
+    removed: dict[int, int]  # members removed (id -> term), as of the recovered commit index
     snapshot_index: int
     snapshot_term: int
     kv_data: bytes  # state machine at snapshot_index (b"" = empty)
@@ -96,8 +97,12 @@ def _live_entries(rec: Recovered, snap_index: int, snap_term: int) -> list[WalEn
     return ents
 
 
-def committed_conf(conf: ConfState, ents: list[WalEntry], commit: int) -> ConfState:
-    """The membership after the committed conf changes in ents (simple, one at a time)."""
+def committed_conf(
+    conf: ConfState, ents: list[WalEntry], commit: int, removed: dict[int, int] | None = None
+) -> ConfState:
+    """The membership after the committed conf changes in ents (simple, one at a time);
+    `removed` (id -> term of its removal) is updated along."""
+    removed = {} if removed is None else removed
     voters = set(conf.voters)
     learners = set(conf.learners)
     for e in ents:
@@ -107,21 +112,44 @@ def committed_conf(conf: ConfState, ents: list[WalEntry], commit: int) -> ConfSt
             continue
         try:
             cc = codec.decode_conf_change(e.data)
-        except ValueError as err:
-            raise RecoveryError(f"wal: entry {e.index} is not a conf change ({err})") from err
+        except ValueError:
+            continue  # skipped when applied, too (Node._apply_conf)
         if cc.type == ConfChangeType.ADD_NODE:
             voters.add(cc.node_id)
             learners.discard(cc.node_id)
+            removed.pop(cc.node_id, None)
         elif cc.type == ConfChangeType.ADD_LEARNER_NODE:
-            learners.add(cc.node_id)
-            voters.discard(cc.node_id)
+            if cc.node_id not in voters:  # a voter is never demoted (nodes/raft/confchange.py)
+                learners.add(cc.node_id)
+            removed.pop(cc.node_id, None)
         elif cc.type == ConfChangeType.REMOVE_NODE:
             voters.discard(cc.node_id)
             learners.discard(cc.node_id)
+            removed[cc.node_id] = e.term
     return ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))
 
 
+LOST = "its votes and acknowledged entries are lost; refusing to start (wipe the data dir and add the node again)"
+
+
+def _check_wal_exists(data_dir: Path) -> None:
+    """Refuse a data dir that ran before but whose WAL is gone or emptied: starting empty (or
+    from the snapshot alone) would forget its vote and the entries it acknowledged, so it
+    could vote twice in a term. etcd refuses likewise: a member with a data dir but no WAL
+    "has already been bootstrapped". The WAL is created, its first segment header fsynced,
+    before the boot counter is first written (Node), so a counter without one means loss."""
+    wal_dir = data_dir / "wal"
+    segs = list_segments(wal_dir) if wal_dir.is_dir() else []
+    if any(p.stat().st_size > 0 for p in segs):
+        return
+    if (data_dir / "boot").exists():
+        raise RecoveryError(f"{data_dir} ran before (boot counter) but {wal_dir} holds no log: {LOST}")
+    if snap.list_snapshots(data_dir / "snap") if (data_dir / "snap").is_dir() else []:
+        raise RecoveryError(f"{data_dir / 'snap'} has a snapshot but {wal_dir} holds no log: {LOST}")
+
+
 def recover(data_dir: Path) -> DiskState:
+    _check_wal_exists(data_dir)
     wal = WAL(data_dir / "wal")
     try:
         rec = wal.open()
@@ -131,6 +159,12 @@ def recover(data_dir: Path) -> DiskState:
         sf = snap.load_newest(data_dir / "snap")
     except snap.SnapshotCorrupt as e:
         raise RecoveryError(str(e)) from e
+    if sf is not None and rec.reaches < sf.index:
+        # a node's own snapshot covers only entries its WAL held (made durable before they
+        # were applied), and segments go only once a marker covers them (etcd: the WAL must
+        # hold the snapshot's record, ErrSnapshotNotFound)
+        wal.close()
+        raise RecoveryError(f"wal reaches index {rec.reaches} but the newest snapshot is at {sf.index}: {LOST}")
     if sf is None and rec.snapshot.index > 0:
         raise RecoveryError(f"wal names snapshot {rec.snapshot.index} but {data_dir / 'snap'} has none")
     if sf is not None and sf.index < rec.snapshot.index:
@@ -141,10 +175,12 @@ def recover(data_dir: Path) -> DiskState:
     snap_index = snap_term = 0
     conf = ConfState()
     kv_data = b""
+    removed: dict[int, int] = {}
     if sf is not None:
         snap_index, snap_term = sf.index, sf.term
         conf = ConfState(voters=sf.voters, learners=sf.learners)
         kv_data = sf.data
+        removed = dict(sf.removed)
         storage.apply_snapshot(
             Snapshot(data=sf.data, metadata=SnapshotMetadata(conf_state=conf, index=sf.index, term=sf.term))
         )
@@ -165,7 +201,8 @@ def recover(data_dir: Path) -> DiskState:
         wal=wal,
         hard_state=hs,
         conf_state=conf,
-        boot_conf=committed_conf(conf, ents, commit),
+        boot_conf=committed_conf(conf, ents, commit, removed),
+        removed=removed,
         snapshot_index=snap_index,
         snapshot_term=snap_term,
         kv_data=kv_data,

@@ -1,8 +1,9 @@
 """Snapshot files: the key-value state at an applied index, as JSON written atomically.
 
-``snap/snap-<index>.json`` holds ``{"index", "term", "voters", "learners", "crc", "data"}``
-where ``data`` is the state machine's own JSON text and ``crc`` its zlib.crc32. A file is
-written to a temporary name, fsynced, renamed, and the directory fsynced, so a crash leaves
+``snap/snap-<index>.json`` holds ``{"format", "index", "term", "voters", "learners", "removed",
+"crc", "data"}`` where ``data`` is the state machine's own JSON text and ``crc`` the
+zlib.crc32 of the metadata and the data (format 2; format 1 checksummed the data only). A file
+is written to a temporary name, fsynced, renamed, and the directory fsynced, so a crash leaves
 either the old set of snapshots or the new one, never half a file under a final name.
 """
 
@@ -12,7 +13,7 @@ import json
 import logging
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nodes.wal import fsync_dir
@@ -33,6 +34,7 @@ class SnapshotFile:
     voters: tuple[int, ...]
     learners: tuple[int, ...]
     data: bytes
+    removed: dict[int, int] = field(default_factory=dict)  # id -> term removed (nodes/peerfilter.py)
 
 
 def _name(index: int) -> str:
@@ -44,15 +46,27 @@ def list_snapshots(snap_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: int(p.name[5:-5]))
 
 
+FORMAT = 2  # 1: "crc" covered the data only
+
+
+def checksum(s: SnapshotFile) -> int:
+    """zlib.crc32 over everything the file says: the membership (and index and term) too,
+    as etcd's snapshot checksum covers the whole raftpb.Snapshot with its ConfState."""
+    meta = json.dumps([s.index, s.term, list(s.voters), list(s.learners), sorted(s.removed.items())])
+    return zlib.crc32(s.data, zlib.crc32(meta.encode() + b"\n"))
+
+
 def save(snap_dir: Path, s: SnapshotFile) -> Path:
     snap_dir.mkdir(parents=True, exist_ok=True)
     text = s.data.decode()
     body = {
+        "format": FORMAT,
         "index": s.index,
         "term": s.term,
         "voters": list(s.voters),
         "learners": list(s.learners),
-        "crc": zlib.crc32(s.data),
+        "removed": {str(k): v for k, v in sorted(s.removed.items())},
+        "crc": checksum(s),
         "data": text,
     }
     final = snap_dir / _name(s.index)
@@ -74,17 +88,24 @@ def load(path: Path) -> SnapshotFile:
     try:
         body = json.loads(path.read_text())
         data = body["data"].encode()
-        if zlib.crc32(data) != body["crc"]:
-            raise SnapshotCorrupt(f"{path}: checksum mismatch")
-        return SnapshotFile(
+        sf = SnapshotFile(
             index=int(body["index"]),
             term=int(body["term"]),
             voters=tuple(int(v) for v in body["voters"]),
             learners=tuple(int(v) for v in body["learners"]),
             data=data,
+            removed={int(k): int(v) for k, v in body.get("removed", {}).items()},
         )
-    except (ValueError, KeyError, TypeError, UnicodeError) as e:
+    except (ValueError, KeyError, TypeError, UnicodeError, RecursionError, AttributeError) as e:
         raise SnapshotCorrupt(f"{path}: unreadable snapshot ({e})") from e
+    if body.get("format") == FORMAT:
+        if checksum(sf) != body["crc"]:
+            raise SnapshotCorrupt(f"{path}: checksum mismatch")
+    elif zlib.crc32(data) != body["crc"]:
+        raise SnapshotCorrupt(f"{path}: checksum mismatch")
+    else:
+        log.warning("snap: %s predates checksummed membership; its voters and learners are unchecked", path)
+    return sf
 
 
 def load_newest(snap_dir: Path) -> SnapshotFile | None:

@@ -3,6 +3,17 @@
 A frame is ``length u32 | crc32 u32 | payload`` (big-endian); a bad length or checksum (a
 proxy that dropped bytes mid-stream) closes the connection, and the sender reconnects.
 
+Every connection starts with a hello frame naming its sender and receiver and proving the
+cluster's token: ``magic "\\xfeRKV-HELLO-1" | from u64 | to u64 | HMAC-SHA256(token, magic |
+from | to)`` (big-endian; with no token the key is empty). The receiver checks that it is the
+addressee, the MAC, and that the sender is a peer it may hear from (``admit``); anything else
+closes the connection. Frames are then delivered with the sender's id. The token is never
+sent, so a node dialling a wrong address does not give it away; the link is not encrypted,
+and a recorded hello can be replayed by whoever can see the traffic. The magic's first byte
+is no MessageType, so a frame-aware proxy (harness/msgfilter.py) forwards the hello as it is.
+Without a token, a connection may skip the hello (the sender is then only what its messages
+claim, and the node checks that); with one, only a hello may come first.
+
 Inbound connections are accepted and read by the thread that runs the Poller (the node loop
 itself, so a frame is decoded and stepped without a thread hand-off; standalone, the
 transport runs its own poller thread); every frame goes to ``on_frame``.
@@ -18,6 +29,8 @@ retransmits.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import select
 import socket
@@ -29,12 +42,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nodes.poller import Poller, accept_pending
+from nodes.poller import Acceptor, Poller
+from nodes.ratelog import Throttled
 
 log = logging.getLogger(__name__)
 
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload
-MAX_FRAME = 64 << 20
+MAX_FRAME = 64 << 20  # a snapshot is one frame (harness/msgfilter.py mirrors this bound)
+HELLO_MAGIC = b"\xfeRKV-HELLO-1"
+HELLO = struct.Struct(">12sQQ32s")  # magic, from, to, HMAC-SHA256
+MAX_UNIDENTIFIED_FRAME = 4 << 20  # without a token, before (or without) a hello
+MAX_UNIDENTIFIED = 16  # connections not (yet) identified by a hello; the oldest goes first
+HELLO_TIMEOUT = 5.0  # with a token, a connection silent this long after accept is closed
+MAX_CONNS_PER_PEER = 4  # inbound connections kept per identified sender; the oldest goes
 QUEUE_SIZE = 4096
 MAX_BATCH = 512
 CONNECT_TIMEOUT = 1.0
@@ -46,6 +66,20 @@ RECV_BYTES = 1 << 18
 
 def frame(payload: bytes) -> bytes:
     return FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def hello_mac(token: bytes | None, frm: int, to: int) -> bytes:
+    msg = HELLO_MAGIC + frm.to_bytes(8, "big") + to.to_bytes(8, "big")
+    return hmac.new(token or b"", msg, hashlib.sha256).digest()
+
+
+def hello_frame(token: bytes | None, frm: int, to: int) -> bytes:
+    """The first frame of every connection from `frm` to `to`."""
+    return frame(HELLO.pack(HELLO_MAGIC, frm, to, hello_mac(token, frm, to)))
+
+
+def is_hello(payload: bytes) -> bool:
+    return len(payload) == HELLO.size and payload.startswith(HELLO_MAGIC)
 
 
 @dataclass(frozen=True)
@@ -93,6 +127,7 @@ class _Peer:
         self.busy = False  # the sender thread is writing a batch: callers must queue
         self.stopping = False
         self.sock: socket.socket | None = None  # connected, non-blocking
+        self.hello = hello_frame(transport.token, transport.local_id, peer_id)
         self.thread = threading.Thread(target=self._run, name=f"send-n{peer_id}", daemon=True)
         self.thread.start()
 
@@ -147,8 +182,13 @@ class _Peer:
 
     def _connect(self) -> socket.socket:
         s = socket.create_connection(self.addr, timeout=CONNECT_TIMEOUT)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s.setblocking(False)
+        try:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s.sendall(self.hello)  # first on the wire, before any queued frame
+            s.setblocking(False)
+        except OSError:
+            s.close()
+            raise
         return s
 
     def _reconnect(self, batch: list[Outgoing]) -> tuple[socket.socket, bytes]:
@@ -224,10 +264,14 @@ class _Peer:
 class _Inbound:
     """One accepted connection, read by the poller thread; frames go to on_frame."""
 
-    def __init__(self, t: Transport, sock: socket.socket) -> None:
+    def __init__(self, t: Transport, sock: socket.socket, addr: str) -> None:
         self.t = t
         self.sock = sock
+        self.addr = addr
         self.buf = bytearray()
+        self.peer: int | None = None  # the sender, once its hello checked out
+        self.accepted = time.monotonic()
+        self.closed = False
 
     def on_read(self) -> None:
         try:
@@ -243,30 +287,66 @@ class _Inbound:
         buf += data
         off = 0
         size = len(buf)
-        frames = []
+        frames: list[tuple[bytes, int | None]] = []
         while size - off >= FRAME.size:
             n, crc = FRAME.unpack_from(buf, off)
-            if n > MAX_FRAME:
-                log.warning("transport: frame of %d bytes from a peer; closing", n)
-                self.close()
+            if n > self._limit():
+                # before a hello, nothing bigger than one is buffered (issue 20, item 5)
+                self._refuse("oversized", f"a frame of {n} bytes" + ("" if self.peer else " before any handshake"))
                 break
             end = off + FRAME.size + n
             if end > size:
                 break
             payload = bytes(buf[off + FRAME.size : end])
-            if zlib.crc32(payload) != crc:
-                log.warning("transport: frame checksum mismatch; closing the connection")
-                self.close()
-                break
-            frames.append(payload)
             off = end
+            if zlib.crc32(payload) != crc:
+                self._refuse("checksum", "frame checksum mismatch")
+                break
+            if is_hello(payload):
+                if not self._hello(payload):
+                    break
+                continue
+            if self.peer is None and self.t.token is not None:
+                self._refuse("no-hello", "no handshake")
+                break
+            frames.append((payload, self.peer))
         del buf[:off]
-        for p in frames:  # the frames before a bad one are good: deliver them
-            self.t.on_frame(p)
+        for p, sender in frames:  # the frames before a bad one are good: deliver them
+            self.t.on_frame(p, sender)
+
+    def _limit(self) -> int:
+        if self.peer is not None:
+            return MAX_FRAME
+        return HELLO.size if self.t.token is not None else MAX_UNIDENTIFIED_FRAME
+
+    def _hello(self, payload: bytes) -> bool:
+        """Check a hello; a later one (a proxy replaying a held stream) must agree."""
+        _, frm, to, mac = HELLO.unpack(payload)
+        t = self.t
+        if to != t.local_id:
+            return self._refuse("misaddressed", f"handshake for n{to}, this is n{t.local_id}")
+        if not hmac.compare_digest(mac, hello_mac(t.token, frm, to)):
+            return self._refuse("token", f"handshake from n{frm} with a wrong token")
+        if self.peer is not None and frm != self.peer:
+            return self._refuse("id", f"n{self.peer} sent a handshake as n{frm}")
+        if not t.admit(frm):
+            return self._refuse("non-member", f"n{frm} is not a peer of this node")
+        if self.peer is None:
+            self.peer = frm
+            t.identified(self)
+        return True
+
+    def _refuse(self, key: str, why: str) -> bool:
+        self.t.throttle.warning(key, "transport: refused peer connection from %s: %s", self.addr, why)
+        self.close()
+        return False
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.t.forget(self)
         self.t.poller.unregister(self.sock)
-        self.t.inbound.discard(self)
         try:
             self.sock.close()
         except OSError:
@@ -278,15 +358,27 @@ class Transport:
         self,
         listen: tuple[str, int],
         peers: dict[int, tuple[str, int]],
-        on_frame: Callable[[bytes], None],
+        on_frame: Callable[[bytes, int | None], None],
         on_unreachable: Callable[[int], None],
         on_snapshot_status: Callable[[int, bool], None],
         poller: Poller | None = None,
+        *,
+        local_id: int,
+        token: bytes | None = None,
+        admit: Callable[[int], bool] | None = None,
     ) -> None:
         """With a poller, its owner's thread reads inbound frames (it must call poller.wait);
-        without one, start() runs a poller thread of the transport's own."""
+        without one, start() runs a poller thread of the transport's own. `on_frame(payload,
+        sender)` gets the sender's id from its hello (None: no hello, only without a token);
+        `admit(peer)` says whether a sender may connect at all (called on the poller thread)."""
         self.listen = listen
         self.addrs = dict(peers)
+        self.local_id = local_id
+        self.token = token
+        self.admit: Callable[[int], bool] = admit if admit is not None else (lambda p: p != local_id)
+        self.throttle = Throttled(log)
+        self._unidentified: deque[_Inbound] = deque()
+        self._by_peer: dict[int, deque[_Inbound]] = {}
         self.on_frame = on_frame
         self.on_unreachable = on_unreachable
         self.on_snapshot_status = on_snapshot_status
@@ -301,7 +393,7 @@ class Transport:
         self._io_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.poller.register(self._server, self._accept)
+        self.poller.register_listener(self._server, Acceptor("transport", self._accepted))
         if self._own_poller:
             self._io_thread = threading.Thread(target=self._io, name="peer-io", daemon=True)
             self._io_thread.start()
@@ -343,11 +435,52 @@ class Transport:
             if snapshot:
                 self.on_snapshot_status(to, False)
 
-    def _accept(self) -> None:
-        for conn in accept_pending(self._server, "transport"):
-            inb = _Inbound(self, conn)
-            self.inbound.add(inb)
-            self.poller.register(conn, inb.on_read)
+    def _accepted(self, conn: socket.socket) -> None:
+        try:
+            host, port = conn.getpeername()[:2]
+            addr = f"{host}:{port}"
+        except OSError:
+            addr = "?"
+        self._sweep()
+        inb = _Inbound(self, conn, addr)
+        self.inbound.add(inb)
+        self._unidentified.append(inb)
+        self.poller.register(conn, inb.on_read)
+
+    def _sweep(self) -> None:
+        """Bound the connections no hello has identified: the oldest beyond MAX_UNIDENTIFIED
+        go, and with a token so does any silent for HELLO_TIMEOUT (a peer sends its hello at
+        once), so strangers cannot hold the node's descriptors or memory."""
+        q = self._unidentified
+        now = time.monotonic()
+        while q and (
+            len(q) >= MAX_UNIDENTIFIED
+            or (self.token is not None and now - q[0].accepted > HELLO_TIMEOUT)
+        ):
+            q[0]._refuse("idle", "no handshake in time")
+
+    def identified(self, inb: _Inbound) -> None:
+        assert inb.peer is not None
+        try:
+            self._unidentified.remove(inb)
+        except ValueError:
+            pass
+        conns = self._by_peer.setdefault(inb.peer, deque())
+        conns.append(inb)
+        while len(conns) > MAX_CONNS_PER_PEER:
+            conns[0]._refuse("too-many", f"more than {MAX_CONNS_PER_PEER} connections from n{inb.peer}")
+
+    def forget(self, inb: _Inbound) -> None:
+        self.inbound.discard(inb)
+        if inb.peer is None:
+            try:
+                self._unidentified.remove(inb)
+            except ValueError:
+                pass
+        else:
+            conns = self._by_peer.get(inb.peer)
+            if conns is not None and inb in conns:
+                conns.remove(inb)
 
     def stop(self) -> None:
         """Close every link; with a shared poller, call after its owner stopped waiting."""

@@ -5,8 +5,15 @@ Record layout (little-endian): ``length u32 | crc32 u32 | type u8 | payload``, w
 Segments are ``wal-<seq>.log``; each new segment starts with the current hard state and the
 latest snapshot marker, so older segments can be deleted once a snapshot covers their entries.
 
-A record that runs past the end of the last segment (a crash mid-write) is a torn tail and is
-truncated; any other bad record is corruption and recovery refuses to continue.
+Recovery follows etcd's wal package (ReadAll, decoder, Repair) where it applies. A torn tail
+of the last segment -- a record that runs past the end of the file (a crash mid-write), a
+zero-filled tail (preallocated space, or writes that never reached the disk: etcd reads a zero
+length as the end of the log), or a record whose checksum fails and one of whose 512-byte
+sectors is all zeros (etcd's isTornEntry) -- is truncated with a warning, provided no valid
+record follows it. Anything else is corruption and recovery refuses to continue: a complete
+last record whose checksum fails otherwise (etcd: ErrCRCMismatch, never repaired), a bad
+record before the tail, a torn record in an older segment, a segment missing from the
+sequence (etcd: "file sequence numbers do not increase continuously").
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ ENTRY_HEAD = struct.Struct("<QQB")
 SNAP = struct.Struct("<QQB")
 MAX_RECORD = 256 << 20  # a length above this is corruption, never a torn write
 SEGMENT_BYTES = 8 << 20
+SECTOR = 512  # the unit a torn write leaves zero-filled (etcd's minSectorSize)
 
 
 class WalCorrupt(Exception):
@@ -91,6 +99,7 @@ class Recovered:
     snapshot: WalSnapshot = field(default_factory=WalSnapshot)
     entries: list[WalEntry] = field(default_factory=list)
     torn_bytes: int = 0
+    reaches: int = 0  # the highest index any record names (entry, or snapshot marker)
 
 
 def encode_record(rtype: int, payload: bytes) -> bytes:
@@ -177,8 +186,11 @@ def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
     data = path.read_bytes()
     off = 0
     size = len(data)
+    written = len(data.rstrip(b"\0"))  # the zero-filled tail starts here
     while off < size:
         where = f"{path}@{off}"
+        if off >= written:
+            return _torn(path, off, size, last, "zero-filled tail")
         if size - off < HEADER.size:
             return _torn(path, off, size, last, "short header")
         length, crc, rtype = HEADER.unpack_from(data, off)
@@ -186,15 +198,21 @@ def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
             raise WalCorrupt(f"{where}: record length {length} is impossible")
         end = off + HEADER.size + length
         if end > size:
-            if _valid_record_after(data, off):
+            if _valid_record_after(data, off, written):
                 # a torn write leaves nothing valid behind it: the length itself is corrupt
                 raise WalCorrupt(f"{where}: record length {length} is corrupt (valid records follow)")
             return _torn(path, off, size, last, "record runs past end of file")
         payload = data[off + HEADER.size : end]
         head = struct.pack("<IB", length, rtype)
         if zlib.crc32(payload, zlib.crc32(head)) != crc:
+            zeroed = written < end < size or _has_zero_sector(data, off, end)
+            if zeroed and not _valid_record_after(data, off, written):
+                return _torn(path, off, size, last, "checksum mismatch in a zero-filled record")
             if end == size:
-                return _torn(path, off, size, last, "checksum mismatch in last record")
+                raise WalCorrupt(
+                    f"{where}: checksum mismatch in the last record, which is complete and has no "
+                    "zero-filled sector: corruption, not a torn write"
+                )
             raise WalCorrupt(f"{where}: checksum mismatch before the tail of the log")
         if rtype == REC_HARD_STATE:
             replay.hard_state(payload, where)
@@ -208,9 +226,20 @@ def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
     return 0
 
 
-def _valid_record_after(data: bytes, off: int) -> bool:
+def _has_zero_sector(data: bytes, start: int, end: int) -> bool:
+    """Whether data[start:end], cut at the file's sector boundaries, has an all-zero piece."""
+    pos = start
+    while pos < end:
+        cut = min(end, (pos // SECTOR + 1) * SECTOR)
+        if not data[pos:cut].strip(b"\0"):
+            return True
+        pos = cut
+    return False
+
+
+def _valid_record_after(data: bytes, off: int, written: int) -> bool:
     size = len(data)
-    for p in range(off + 1, size - HEADER.size + 1):
+    for p in range(off + 1, min(size - HEADER.size, written) + 1):
         length, crc, rtype = HEADER.unpack_from(data, p)
         if rtype not in (REC_HARD_STATE, REC_ENTRY, REC_SNAPSHOT):
             continue
@@ -234,6 +263,14 @@ def _torn(path: Path, off: int, size: int, last: bool, why: str) -> int:
     return size - off
 
 
+def check_sequence(segs: list[Path]) -> None:
+    """Segments are numbered consecutively; older ones are only ever deleted from the front."""
+    for a, b in zip(segs, segs[1:], strict=False):
+        if _segment_seq(b) != _segment_seq(a) + 1:
+            gap = a.with_name(f"wal-{_segment_seq(a) + 1:016d}.log")
+            raise WalCorrupt(f"{gap} is missing (segments do not follow each other)")
+
+
 class WAL:
     """Append-only log owned by the node loop thread (not thread-safe by design)."""
 
@@ -252,6 +289,7 @@ class WAL:
         """Replay every segment, truncate a torn tail, and open the last one for appends."""
         self.dir.mkdir(parents=True, exist_ok=True)
         segs = list_segments(self.dir)
+        check_sequence(segs)
         replay = _Replay()
         torn = 0
         for i, p in enumerate(segs):
@@ -260,12 +298,18 @@ class WAL:
             self._seg_max[_segment_seq(p)] = replay.max_index
         rec = replay.rec
         rec.torn_bytes = torn
+        rec.reaches = max([rec.snapshot.index, *self._seg_max.values()])
         self._hs = rec.hard_state
         self._snap = rec.snapshot
         if segs:
             self._seq = _segment_seq(segs[-1])
             self._fd = os.open(segs[-1], os.O_WRONLY | os.O_APPEND)
             self._size = os.fstat(self._fd).st_size
+            if self._size == 0:
+                # created, then a crash before its header: write the header now, so the
+                # segment can stand alone once the older ones are released
+                log.warning("wal: %s is empty (a crash while starting it); writing its header", segs[-1])
+                self._write_header()
         else:
             self._new_segment(1)
         return rec
@@ -281,14 +325,17 @@ class WAL:
         self._seq = seq
         self._fd = os.open(self._path(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._seg_max[seq] = 0
-        # the segment header repeats the state older segments held, so they can go
-        marker = WalSnapshot(self._snap.index, self._snap.term, SNAP_LOCAL)
-        head = encode_hard_state(self._hs) + encode_snapshot_marker(marker)
-        os.write(self._fd, head)
-        self._size = len(head)
-        os.fsync(self._fd)
+        self._size = 0
+        self._write_header()
         fsync_dir(self.dir)
-        self.fsyncs += 2
+        self.fsyncs += 1
+
+    def _write_header(self) -> None:
+        """The segment header repeats the state older segments held, so they can go."""
+        marker = WalSnapshot(self._snap.index, self._snap.term, SNAP_LOCAL)
+        self._write(encode_hard_state(self._hs) + encode_snapshot_marker(marker))
+        os.fsync(self._fd)
+        self.fsyncs += 1
 
     @property
     def snapshot_index(self) -> int:

@@ -4,12 +4,18 @@ On hosts that share the controller's file system (local, netns) the node runs fr
 source tree; on other hosts (ssh) the `nodes` package is uploaded as an archive and unpacked
 into the node's directory, so the host needs only Python 3.11. Admin operations (status,
 leader transfer, membership) go through the node's admin HTTP API.
+
+Every cluster gets a token of its own (`secrets`), uploaded to each node's directory with
+mode 0600 and passed with --token-file: the nodes' admin API and peer links then refuse
+whoever does not hold it (their ports are bound to host addresses on ssh, netns and docker).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+import secrets
 import signal
 import sys
 import tarfile
@@ -78,6 +84,7 @@ class RaftkvDB:
         self._code_dir: dict[str, str] = {}
         self._python: dict[str, str] = {}
         self.removed: set[str] = set()
+        self.token = secrets.token_urlsafe(32)  # this cluster's (docs/raftkv-protocol.md)
 
     # ---- paths ----
 
@@ -91,11 +98,26 @@ class RaftkvDB:
             "log": f"{d}/node.log",
             "pid": f"{d}/node.pid",
             "events": f"{d}/events.jsonl",  # outside data/, so a wipe keeps the record
+            "secret": f"{d}/secret",  # mode 0700
+            "token": f"{d}/secret/token",  # mode 0600
         }
 
     def _admin(self, node: str, timeout: float = 2.0) -> AdminClient:
         assert self.provider is not None
-        return AdminClient(self.provider.addresses(node).admin, timeout=timeout)
+        return AdminClient(self.provider.addresses(node).admin, timeout=timeout, token=self.token)
+
+    def _upload_token(self, node: str, r: Remote) -> None:
+        """The token, readable by the node's user only, never on a command line: in a 0700
+        directory, as a 0600 file (every remote's upload keeps the mode; node images have
+        mkdir but no chmod)."""
+        p = self._paths(node)
+        r.run(["mkdir", "-p", "-m", "700", p["secret"]])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "token"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token + "\n")
+            r.upload(path, p["token"])
 
     # ---- lifecycle ----
 
@@ -110,6 +132,7 @@ class RaftkvDB:
             self._dirs[node] = str(provider.node_dir(node)) if isinstance(provider, NodeDirs) else f"{base}/{node}"
             r = remotes[node]
             r.run(["mkdir", "-p", self._dirs[node]])
+            self._upload_token(node, r)
             if shared:
                 self._code_dir[node] = str(REPO)
                 self._python[node] = str(self.opts.get("python", sys.executable))
@@ -152,6 +175,8 @@ class RaftkvDB:
             "--check-quorum" if self.raft.get("check_quorum", True) else "--no-check-quorum",
             "--read-mode", str(self.raft.get("read_mode", "linearizable")),
             "--max-size-per-msg", str(self.raft.get("max_size_per_msg", 1 << 20)),
+            "--drop-removed-peers" if self.raft.get("drop_removed_peers", True) else "--no-drop-removed-peers",
+            "--token-file", p["token"],
         ]  # fmt: skip
         for bug in self.bugs:
             argv += ["--bug", bug]

@@ -21,6 +21,7 @@ from nodes.raft.types import MessageType
 
 FRAME = struct.Struct(">II")  # payload length, crc32 of the payload (as nodes/transport.py)
 MAX_FRAME = 64 << 20
+HELLO_MAGIC = b"\xfeRKV-HELLO-1"  # how a connection's hello payload begins (as nodes/transport.py)
 
 
 class FrameError(ValueError):
@@ -54,6 +55,12 @@ def message_type(payload: bytes) -> MessageType | None:
         return MessageType(payload[0])
     except ValueError:
         return None
+
+
+def is_hello(frame: bytes) -> bool:
+    """Whether a whole frame (header included) is the hello that begins a raftkv peer
+    connection; its first payload byte is no MessageType, so rules forward it."""
+    return frame[FRAME.size : FRAME.size + len(HELLO_MAGIC)] == HELLO_MAGIC
 
 
 @dataclass

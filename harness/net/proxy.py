@@ -25,6 +25,9 @@ backlog until due. Bytes dst sends back on a link's connection travel dst -> src
 conditions of that link. A sender that closes its connection while messages are still on their
 way does not take them back: they are delivered at their due time on a fresh connection, like
 held frames (byte streams instead close once what is on its way was delivered).
+Held and late messages go out on a fresh connection that starts with the hello the link's
+stream began with (nodes/transport.py: a raftkv node takes frames only after one), as a
+recording of the original stream would.
 """
 
 from __future__ import annotations
@@ -40,7 +43,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.net.linkcond import Backlog, LinkConditions, Shaper, combine
-from harness.net.msgfilter import Action, FrameError, FrameSplitter, MessageRule, strip_frame
+from harness.net.msgfilter import (
+    Action,
+    FrameError,
+    FrameSplitter,
+    MessageRule,
+    is_hello,
+    strip_frame,
+)
 from harness.net.selector_loop import CHUNK, SelectorLoop, drained
 
 log = logging.getLogger(__name__)
@@ -65,6 +75,7 @@ class _Conn:
     late_up: Backlog = field(default_factory=Backlog)
     late_down: Backlog = field(default_factory=Backlog)
     closing: bool = False
+    hello: bytes = b""  # the transport hello that began this connection's stream, if any
 
 
 @dataclass(eq=False)
@@ -93,6 +104,8 @@ class _Link:
     msgs_held: int = 0
     msgs_stripped: int = 0
     msgs_released: int = 0
+    #: The transport hello the link's latest stream began with (raftkv), for fresh connections.
+    hello: bytes = b""
     #: Conditions by owner (one fault each) and the shaper of their combination.
     conditions: dict[str, LinkConditions] = field(default_factory=dict)
     shaper: Shaper | None = None
@@ -395,6 +408,8 @@ class ProxyHub(SelectorLoop):
             link.bytes_dropped += len(data)  # released into a cut link: lost like the rest
         elif data:
             link.msgs_released += frames
+            # a fresh connection: the stream's hello first (a node takes it twice, not none)
+            data[:0] = link.hello
             threading.Thread(
                 target=_deliver_late, args=(link.src, link.dst, link.target, bytes(data)), name="proxy-late", daemon=True
             ).start()
@@ -412,6 +427,8 @@ class ProxyHub(SelectorLoop):
             return
         stall: _Held | None = None
         for f in frames:
+            if not c.hello and is_hello(f):
+                c.hello = link.hello = f
             if stall is not None:  # everything after a held frame stays behind it
                 stall.data += f
                 stall.frames += 1

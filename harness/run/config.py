@@ -162,6 +162,7 @@ RAFT: Schema = {
     "check_quorum": Field(_bool, True),
     "read_mode": Field(_choice(READ_MODES), "linearizable"),
     "max_size_per_msg": Field(_int(1), 1 << 20),
+    "drop_removed_peers": Field(_bool, True),
 }
 
 WORKLOAD_OPTS: Schema = {

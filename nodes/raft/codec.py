@@ -1,7 +1,9 @@
 """Compact binary wire encoding of the Raft core's values (no pickle).
 
 Building blocks:
-- uvarint: unsigned LEB128 (7 bits per byte, low first, high bit = more), at most 10 bytes.
+- uvarint: unsigned LEB128 (7 bits per byte, low first, high bit = more) of a uint64, at most
+  10 bytes; integers outside 0..2**64-1 are refused both ways (as Go's binary.Uvarint), so
+  nothing is encoded that a replica could not decode.
 - bytes: uvarint length, then the raw bytes.
 - enum: one byte holding the IntEnum value.
 
@@ -44,11 +46,14 @@ T = TypeVar("T")
 _FLAG_REJECT = 1
 _FLAG_SNAPSHOT = 2
 _MAX_VARINT_BYTES = 10
+MAX_UINT64 = (1 << 64) - 1
 
 
 def _put_uvarint(out: bytearray, v: int) -> None:
     if v < 0:
         raise ValueError(f"codec: cannot encode negative integer {v}")
+    if v > MAX_UINT64:
+        raise ValueError(f"codec: integer {v} does not fit in 64 bits")
     while v >= 0x80:
         out.append((v & 0x7F) | 0x80)
         v >>= 7
@@ -75,9 +80,11 @@ class _Reader:
                 raise ValueError("codec: truncated varint")
             b = self.buf[self.pos]
             self.pos += 1
-            result |= (b & 0x7F) << shift
             if b < 0x80:
-                return result
+                if shift == 63 and b > 1:
+                    raise ValueError("codec: varint does not fit in 64 bits")
+                return result | (b << shift)
+            result |= (b & 0x7F) << shift
             shift += 7
         raise ValueError("codec: varint longer than 10 bytes")
 

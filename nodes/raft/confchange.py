@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import leader
+from .codec import decode_conf_change
 from .progress import Progress
 from .types import NONE, ConfChange, ConfChangeType, ConfState, StateType
 
@@ -13,6 +14,22 @@ if TYPE_CHECKING:
     from .raft import Raft
 
 log = logging.getLogger(__name__)
+
+
+def refusal(r: Raft, data: bytes) -> str | None:
+    """Why a leader must not append this proposed conf change entry (None: it may).
+
+    Checked when no other change is pending, so the tracker holds the configuration the
+    entry would change. An entry that cannot be decoded would stop every replica applying
+    it; one that removes the last voter leaves a group that can never commit again (etcd's
+    confchange refuses it as "removed all voters")."""
+    try:
+        cc = decode_conf_change(data)
+    except ValueError as e:
+        return f"undecodable conf change ({e})"
+    if cc.type == ConfChangeType.REMOVE_NODE and r.tracker.voters == (cc.node_id,):
+        return f"removing voter {cc.node_id} would leave no voters"
+    return None
 
 
 def apply_conf_change(r: Raft, cc: ConfChange) -> ConfState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from . import confchange
 from .config import BUG_COMMIT_OLD_TERM, BUG_LEASE_WITHOUT_CHECK_QUORUM
 from .errors import (
     Compacted,
@@ -269,6 +270,9 @@ def _step_prop(r: Raft, m: Message) -> None:
             # One conf change at a time: turn this one into a no-op entry.
             log.info("node %d: conf change ignored, one pending at %d (applied %d)", r.id,
                      r.pending_conf_index, r.raft_log.applied)
+            ents[i] = Entry(0, 0)
+        elif (why := confchange.refusal(r, e.data)) is not None:
+            log.warning("node %d: conf change refused: %s", r.id, why)
             ents[i] = Entry(0, 0)
         else:
             r.pending_conf_index = r.raft_log.last_index() + i + 1

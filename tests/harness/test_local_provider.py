@@ -4,6 +4,7 @@ writes continue, heal, kill and restart the leader, clocks via libfaketime, noth
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from harness.protocols import HarnessError, NodeAddresses, Remote
 from harness.providers.local import LocalProvider, faketime_env, probe_libfaketime
 from harness.remotes.local import pid_alive
 from harness.run.config import ConfigError, validate
+from nodes.admin_client import AdminClient, AdminError
 from tests.support.env import find_libfaketime
 
 pytestmark = pytest.mark.slow
@@ -160,3 +162,19 @@ def test_nodes_run_from_uploaded_archive(tmp_path: Path) -> None:
     finally:
         db.teardown()
         provider.teardown()
+
+
+def test_each_cluster_has_a_token_its_nodes_demand(cluster: tuple[LocalProvider, RaftkvDB]) -> None:
+    provider, db = cluster
+    db.wait_for_leader(10)
+    path = Path(db._paths("n1")["token"])
+    assert path.read_text().strip() == db.token and len(db.token) >= 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    argv = db.argv("n1")
+    assert argv[argv.index("--token-file") + 1] == str(path)
+    assert db.token not in " ".join(argv)  # not on the command line, so not in ps
+    with pytest.raises(AdminError, match="HTTP 401"):
+        AdminClient(provider.addresses("n1").admin).status()  # without the token
+    assert db.status("n1") is not None  # the adapter's calls carry it
+    assert RaftkvDB(validate({"nodes": 3, "nemesis": {"faults": []}})).token != db.token

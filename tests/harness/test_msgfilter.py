@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
+from harness.net import msgfilter
 from harness.net.linkcond import LinkConditions
 from harness.net.msgfilter import (
     Action,
@@ -28,6 +29,7 @@ from harness.net.msgfilter import (
     drop,
     drop_commit_at_least,
     hold,
+    is_hello,
     message_commit,
     parse_types,
     strip_frame,
@@ -39,6 +41,7 @@ from harness.run.config import ConfigError, validate
 from harness.run.history import HistoryWriter, read_history
 from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message
+from nodes.transport import HELLO_MAGIC, hello_frame
 
 APP = MessageType.APP
 TN = MessageType.TIMEOUT_NOW
@@ -275,6 +278,22 @@ def test_delay_holds_the_message_and_later_ones_on_its_connection(hub: ProxyHub,
     assert arrived[2] - t0 >= 0.4
     assert arrived[2] <= arrived[3]
     assert hub.held_frames("n1", "n2") == 0
+
+
+def test_held_frames_arrive_after_their_streams_hello(hub: ProxyHub, sink: Sink) -> None:
+    # a raftkv node takes frames on a connection only after a hello (nodes/transport.py): the
+    # late connection that delivers held frames must begin with the one their stream began with
+    addr = hub.add_link("n1", "n2", sink.addr)
+    hub.set_rule("n1", "n2", hold("TIMEOUT_NOW", delay=0.2))
+    hello = hello_frame(b"token", 1, 2)
+    assert is_hello(hello) and msgfilter.HELLO_MAGIC == HELLO_MAGIC and not is_hello(frame(APP, 1))
+    with socket.create_connection(addr) as s:
+        s.sendall(hello + frame(APP, 1) + frame(TN, 2))
+        assert reset_seen(s)
+    sink.wait_for(4)
+    with sink.lock:
+        kinds = [t for t, _, _ in sink.got]
+    assert kinds == [hello[8], APP, hello[8], TN]
 
 
 def test_hold_until_cleared_then_released(hub: ProxyHub, sink: Sink) -> None:

@@ -33,7 +33,8 @@ def test_help_documents_every_flag() -> None:
     for flag in ("--id", "--data-dir", "--listen", "--client", "--admin", "--peers", "--join",
                  "--election-tick", "--heartbeat-tick", "--tick-interval-ms", "--pre-vote",
                  "--no-pre-vote", "--check-quorum", "--no-check-quorum", "--read-mode", "--bug",
-                 "--events", "--log-level"):
+                 "--events", "--log-level", "--token-file", "--drop-removed-peers",
+                 "--no-drop-removed-peers"):
         assert flag in out, flag
     for bug in ALL_BUGS:
         assert bug in out
@@ -145,3 +146,53 @@ def test_address_in_use_is_one_line_error(tmp_path: Path, flag: str) -> None:
         assert len(lines) == 1 and flag in lines[0] and "in use" in lines[0], p.stderr
     finally:
         busy.close()
+
+
+@pytest.mark.parametrize("damage", ["wal-deleted", "wal-emptied", "zero-tail", "crc-bad-last"])
+def test_damaged_wal_on_restart(tmp_path: Path, damage: str) -> None:
+    """issue 20, item 6: what the node does with each kind of damage to its own WAL."""
+    c = Cluster(tmp_path, size=1, spare=0)
+    try:
+        c.start("n1")
+        c.wait_leader(["n1"])
+        with c.client("n1") as kc:
+            for i in range(5):
+                assert kc.put(f"k{i}", i).status == "ok"
+        c.admin("n1").compact()  # a snapshot beside the WAL
+        with c.client("n1") as kc:
+            assert kc.put("after", 1).status == "ok"
+        c.kill("n1")
+    finally:
+        c.close()
+    segs = sorted((c.members["n1"].data_dir / "wal").glob("wal-*.log"))
+    if damage == "wal-deleted":
+        for s in segs:
+            s.unlink()
+    elif damage == "wal-emptied":
+        for s in segs:
+            s.write_bytes(b"")
+    elif damage == "zero-tail":
+        with open(segs[-1], "ab") as f:
+            f.write(bytes(4096))  # preallocated space after the last record
+    else:
+        data = bytearray(segs[-1].read_bytes())
+        data[-2] ^= 0x01
+        segs[-1].write_bytes(bytes(data))
+    p = run(c.argv("n1")[3:], timeout=6) if damage != "zero-tail" else None
+    if p is not None:
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1, p.stderr
+        want = "not a torn write" if damage == "crc-bad-last" else "acknowledged entries are lost"
+        assert want in lines[0]
+        return
+    c2 = Cluster(tmp_path / "again", size=1, spare=0)
+    c2.members["n1"] = c.members["n1"]
+    try:
+        c2.start("n1")
+        c2.wait_leader(["n1"])
+        with c2.client("n1") as kc:
+            assert kc.get("after").value == 1
+        assert "zero-filled tail" in (tmp_path / "again" / "n1.log").read_text()
+    finally:
+        c2.close()

@@ -91,15 +91,104 @@ def test_torn_tail_at_every_byte_is_truncated(tmp_path: Path) -> None:
         assert (d / seg.name).stat().st_size == start  # truncated on disk
 
 
-def test_garbled_last_record_is_torn(tmp_path: Path) -> None:
+def test_garbled_complete_last_record_refuses(tmp_path: Path) -> None:
+    # a complete record whose checksum fails and none of whose sectors is zero-filled is no
+    # torn write but corruption of what may have been acknowledged: etcd's decoder reports
+    # ErrCRCMismatch (not io.ErrUnexpectedEOF) and etcd will not repair it (issue 20, item 6)
     write(tmp_path, [(WalHardState(1, 1, 1), ents(1, 4)), (None, ents(5, 5))]).close()
     seg = list_segments(tmp_path)[-1]
     data = bytearray(seg.read_bytes())
     data[-1] ^= 0xFF
     seg.write_bytes(bytes(data))
+    with pytest.raises(WalCorrupt, match="checksum mismatch in the last record.*not a torn write"):
+        WAL(tmp_path).open()
+    assert seg.read_bytes() == bytes(data)  # nothing truncated
+
+
+def test_last_record_with_a_zeroed_sector_is_torn(tmp_path: Path) -> None:
+    # etcd's isTornEntry: a record whose checksum fails and one of whose sectors (512-byte
+    # chunks of the file) is all zeros was cut short by a crash: truncate it
+    w = write(tmp_path, [(WalHardState(1, 1, 1), ents(1, 2))])
+    w.save(None, [WalEntry(1, 3, 0, b"y" * 3000)])
+    w.close()
+    seg = list_segments(tmp_path)[-1]
+    data = bytearray(seg.read_bytes())
+    start, end = last_record_bounds(seg)
+    sector = (start // 512 + 2) * 512
+    data[sector : sector + 512] = bytes(512)
+    seg.write_bytes(bytes(data))
     rec = WAL(tmp_path).open()
-    assert rec.entries == ents(1, 4)
+    assert rec.entries == ents(1, 2) and rec.torn_bytes == end - start
+
+
+@pytest.mark.parametrize("zeros", ["preallocated", "last-512", "last-100", "whole-last-record"])
+def test_zero_filled_tail_is_torn(tmp_path: Path, zeros: str) -> None:
+    # a preallocated segment, or a tail whose last writes never reached the disk, reads as
+    # zeros: etcd's decoder takes a zero length as the end of the written log
+    w = write(tmp_path, [(WalHardState(1, 1, 1), ents(1, 4))])
+    for i in range(5, 30):
+        w.save(WalHardState(1, 1, i - 1), ents(i, i))
+    w.close()
+    seg = list_segments(tmp_path)[-1]
+    data = bytearray(seg.read_bytes())
+    n = len(data)
+    if zeros == "preallocated":
+        data += bytes(1 << 16)
+    elif zeros == "whole-last-record":
+        start, _ = last_record_bounds(seg)
+        data[start:] = bytes(n - start)
+    else:
+        k = 512 if zeros == "last-512" else 100
+        data[n - k :] = bytes(k)
+    seg.write_bytes(bytes(data))
+    rec = WAL(tmp_path).open()
     assert rec.torn_bytes > 0
+    assert [e.index for e in rec.entries] == list(range(1, len(rec.entries) + 1))
+    assert rec.entries[-1].index >= (29 if zeros == "preallocated" else 20)
+    assert b"\0" * 9 not in seg.read_bytes()[-9:]  # the zeros are gone from the file
+
+
+def test_zeros_followed_by_valid_records_refuse(tmp_path: Path) -> None:
+    write(tmp_path, [(WalHardState(1, 1, 1), ents(1, 10))]).close()
+    seg = list_segments(tmp_path)[-1]
+    data = bytearray(seg.read_bytes())
+    first = HEADER.size + HEADER.unpack_from(data, 0)[0]
+    second = first + HEADER.size + HEADER.unpack_from(data, first)[0]
+    data[second : second + 40] = bytes(40)  # zeros in the middle: fsynced records follow
+    seg.write_bytes(bytes(data))
+    with pytest.raises(WalCorrupt):
+        WAL(tmp_path).open()
+
+
+def test_empty_last_segment_gets_its_header_back(tmp_path: Path) -> None:
+    # a crash between creating a segment and writing its header leaves it empty
+    w = WAL(tmp_path, segment_bytes=300)
+    w.open()
+    for i in range(1, 20):
+        w.save(WalHardState(1, 1, i - 1), ents(i, i))
+    w.close()
+    segs = list_segments(tmp_path)
+    nxt = tmp_path / f"wal-{int(segs[-1].name[4:-4]) + 1:016d}.log"
+    nxt.write_bytes(b"")
+    w = WAL(tmp_path)
+    rec = w.open()
+    assert rec.entries == ents(1, 19)
+    w.close()
+    assert nxt.stat().st_size > 0  # hard state and snapshot marker, as a new segment starts
+
+
+def test_a_missing_segment_in_the_middle_refuses(tmp_path: Path) -> None:
+    # etcd refuses WAL files whose sequence numbers do not increase continuously
+    w = WAL(tmp_path, segment_bytes=200)
+    w.open()
+    for i in range(1, 30):
+        w.save(WalHardState(1, 1, i - 1), ents(i, i))
+    w.close()
+    segs = list_segments(tmp_path)
+    assert len(segs) >= 3
+    segs[1].unlink()
+    with pytest.raises(WalCorrupt, match="wal-0000000000000002.log is missing"):
+        WAL(tmp_path).open()
 
 
 @pytest.mark.parametrize("where", ["header-crc", "payload", "type", "length"])

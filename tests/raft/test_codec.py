@@ -130,3 +130,18 @@ def test_every_truncation_of_a_message_is_rejected(m: Message, cut: int) -> None
     if cut < len(b):
         with pytest.raises(ValueError):
             codec.decode_message(b[:cut])
+
+
+def test_integers_beyond_64_bits_are_refused_both_ways() -> None:
+    # Raft ids, terms and indexes are uint64 (as in etcd): what cannot be decoded must not be
+    # encodable, or a conf change naming such a node is accepted, replicated and then kills
+    # every replica that applies it (issue 20, item 1)
+    with pytest.raises(ValueError, match="64 bits"):
+        codec.encode_conf_change(ConfChange(ConfChangeType.ADD_LEARNER_NODE, 2**64))
+    assert codec.decode_conf_change(
+        codec.encode_conf_change(ConfChange(ConfChangeType.ADD_NODE, 2**64 - 1))
+    ).node_id == 2**64 - 1
+    # a 10-byte varint whose last byte carries more than bit 63
+    overflow = bytes([int(ConfChangeType.ADD_NODE)]) + b"\xff" * 9 + b"\x02" + b"\x00"
+    with pytest.raises(ValueError, match="64 bits"):
+        codec.decode_conf_change(overflow)

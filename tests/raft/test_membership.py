@@ -3,6 +3,8 @@ pending change at a time, and the removed leader (with and without step-down).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nodes.raft import (
@@ -156,3 +158,53 @@ def test_replayed_bootstrap_conf_changes_are_idempotent() -> None:
     for v in (1, 2, 3):
         cs = n.rn.apply_conf_change(ConfChange(ADD, v))
     assert cs.voters == (1, 2, 3)
+
+
+def _leader_with_applied_log() -> Any:
+    r = new_raft(1, [1, 2, 3], entries=log_of(1), term=1, commit=1)
+    r.become_candidate()
+    r.become_leader()
+    r.raft_log.commit_to(2)
+    r.raft_log.applied_to(2)
+    return r
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",  # no type byte
+        b"\x00" + b"\xff" * 9 + b"\x7f" + b"\x00",  # node id beyond 64 bits
+        b"\x09\x02\x00",  # unknown conf change type
+        b"\x00\x02\x00trailing",
+    ],
+)
+def test_undecodable_conf_change_proposal_becomes_an_empty_entry(data: bytes) -> None:
+    # a forwarded MsgProp carries arbitrary bytes: appending them would make every replica
+    # fail to apply the entry (issue 20, item 1); the leader refuses it as it refuses a
+    # second pending change, by proposing an empty entry instead
+    from nodes.raft import Entry
+
+    r = _leader_with_applied_log()
+    r.step(Message(MT.PROP, from_=2, entries=(Entry(0, 0, EntryType.CONF_CHANGE, data),)))
+    ents = r.raft_log.entries(3)
+    assert [(e.type, e.data) for e in ents] == [(EntryType.NORMAL, b"")]
+    assert r.pending_conf_index <= r.raft_log.applied
+
+
+def test_removing_the_last_voter_is_refused() -> None:
+    # etcd's confchange refuses "removed all voters": a cluster without voters can never
+    # elect a leader or commit again
+    from nodes.raft import Entry
+
+    r = new_raft(1, [1], entries=log_of(1), term=1, commit=1)
+    r.become_candidate()
+    r.become_leader()
+    r.raft_log.commit_to(2)
+    r.raft_log.applied_to(2)
+    cc = codec.encode_conf_change(ConfChange(REMOVE, 1))
+    r.step(Message(MT.PROP, from_=1, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc),)))
+    assert r.raft_log.entries(3)[0].type == EntryType.NORMAL
+    # removing a voter that leaves another is fine
+    cc = codec.encode_conf_change(ConfChange(ADD, 2))
+    r.step(Message(MT.PROP, from_=1, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc),)))
+    assert r.raft_log.entries(4)[0].type == EntryType.CONF_CHANGE

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -46,9 +47,15 @@ class Cluster:
     spare: int = 1  # extra names (n4, ...) listed in --peers so they can join later
     extra: list[str] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)
+    token: str | None = None  # the cluster's token: passed with --token-file, sent by admin()
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.token is not None:
+            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token + "\n")
+            self.extra = [*self.extra, "--token-file", str(self.token_file)]
         total = self.size + self.spare
         ports = free_ports(3 * total)
         for i in range(total):
@@ -56,6 +63,10 @@ class Cluster:
             self.members[name] = Member(
                 name, self.root / name, ports[3 * i], ports[3 * i + 1], ports[3 * i + 2]
             )
+
+    @property
+    def token_file(self) -> Path:
+        return self.root / "token"
 
     @property
     def initial(self) -> list[str]:
@@ -80,9 +91,17 @@ class Cluster:
             argv.append("--join")
         return argv + self.extra + (extra or [])
 
-    def start(self, name: str, join: bool = False, extra: list[str] | None = None) -> Member:
+    def start(
+        self, name: str, join: bool = False, extra: list[str] | None = None, max_fds: int | None = None
+    ) -> Member:
+        """Start a node; `max_fds` caps its descriptors (RLIMIT_NOFILE) to provoke EMFILE."""
         m = self.members[name]
         m.log_path = self.root / f"{name}.log"
+
+        def limit() -> None:
+            if max_fds is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
+
         with open(m.log_path, "ab") as logf:
             m.proc = subprocess.Popen(
                 self.argv(name, join, extra),
@@ -90,6 +109,7 @@ class Cluster:
                 stdout=subprocess.DEVNULL,
                 stderr=logf,
                 start_new_session=True,
+                preexec_fn=limit if max_fds is not None else None,
             )
         return m
 
@@ -124,7 +144,7 @@ class Cluster:
         return KVClient(("127.0.0.1", self.members[name].client), timeout=timeout)
 
     def admin(self, name: str, timeout: float = 5.0) -> AdminClient:
-        return AdminClient(("127.0.0.1", self.members[name].admin), timeout=timeout)
+        return AdminClient(("127.0.0.1", self.members[name].admin), timeout=timeout, token=self.token)
 
     def status(self, name: str) -> dict[str, Any] | None:
         try:
