@@ -1,8 +1,8 @@
-"""The Raft state machine: roles, elections, the top-level step and follower/candidate steps.
+"""The Raft state machine: roles, elections and the top-level step.
 
-The leader's step and replication live in `leader.py`. Structure and names follow etcd's
-raft.go: one top-level `step` handles terms and votes for every role, then dispatches to the
-role's step function.
+The role step functions live in `follower.py`, `candidate.py` and `leader.py`. Structure and
+names follow etcd's raft.go: one top-level `step` handles terms and votes for every role, then
+dispatches to the role's step function.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import logging
 from collections.abc import Callable
 
 from . import confchange, leader, rand
+from .candidate import step_candidate
 from .config import BUG_NO_UP_TO_DATE_CHECK, Config
 from .errors import InvariantViolated
-from .follower import step_candidate, step_follower
+from .follower import step_follower
 from .log import RaftLog
 from .progress import NO_LEASE_ACK, Progress
 from .quorum import VoteResult
@@ -439,61 +440,6 @@ class Raft:
                 self.vote = m.from_
         else:
             self.send(Message(resp, to=m.from_, term=self.term, reject=True))
-
-    # ------------------------------------------------------------------ follower handlers
-    def handle_append_entries(self, m: Message) -> None:
-        rl = self.raft_log
-        if m.index < rl.committed:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=rl.committed))
-            return
-        mlast, ok = rl.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if ok:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=mlast))
-            return
-        # Reject with a hint: the largest index whose term is <= the probe's log term, so
-        # that the leader can skip a whole term of mismatching entries at once.
-        hint_index = min(m.index, rl.last_index())
-        hint_index, hint_term = rl.find_conflict_by_term(hint_index, m.log_term)
-        self.send(Message(MT.APP_RESP, to=m.from_, index=m.index, reject=True,
-                          reject_hint=hint_index, log_term=hint_term))
-
-    def handle_heartbeat(self, m: Message) -> None:
-        self.raft_log.commit_to(m.commit)
-        # Echo the leader's clock reading (index): it dates the lease this ack extends.
-        self.send(Message(MT.HEARTBEAT_RESP, to=m.from_, index=m.index, context=m.context))
-
-    def handle_snapshot(self, m: Message) -> None:
-        s = m.snapshot
-        if s is not None and self.restore(s):
-            self.send(Message(MT.APP_RESP, to=m.from_, index=self.raft_log.last_index()))
-        else:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=self.raft_log.committed))
-
-    def restore(self, s: Snapshot) -> bool:
-        """Install snapshot s; False if it is stale or already covered by our log."""
-        md = s.metadata
-        if md.index <= self.raft_log.committed:
-            return False
-        if self.state != StateType.FOLLOWER:
-            # Defensive (etcd): only followers restore; never become leader from here.
-            self.become_follower(self.term + 1, NONE)
-            return False
-        cs = md.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            # Unlike etcd (which refuses it and relies on etcdserver always sending a fresh
-            # snapshot), install it: a member added after the leader's last snapshot would
-            # otherwise never catch up. We are simply not promotable until the entry that
-            # added us is applied; nothing here assumes we are in the tracker.
-            log.info("node %d: installing snapshot %d that predates our membership", self.id,
-                     md.index)
-        if self.raft_log.match_term(md.index, md.term):
-            # We already have the snapshot's last entry: just fast-forward the commit.
-            self.raft_log.commit_to(md.index)
-            return False
-        self.raft_log.restore(s)
-        self.restore_conf(cs)
-        log.info("node %d restored snapshot at index %d term %d", self.id, md.index, md.term)
-        return True
 
     # ------------------------------------------------------------------ conf changes
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
