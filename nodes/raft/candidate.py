@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from . import leader
 from .errors import ProposalDropped
 from .follower import handle_append_entries, handle_heartbeat, handle_snapshot
 from .quorum import VoteResult
+from .state import RaftState
 from .types import NONE, CampaignType, Message, MessageType, StateType
-
-if TYPE_CHECKING:
-    from .raft import Raft
 
 log = logging.getLogger(__name__)
 
 MT = MessageType
 
 
-def step_candidate(r: Raft, m: Message) -> None:
+def step_candidate(r: RaftState, m: Message) -> None:
     my_resp = MT.PRE_VOTE_RESP if r.state == StateType.PRE_CANDIDATE else MT.VOTE_RESP
     t = m.type
     if t == MT.PROP:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from . import leader
 from .progress import Progress
+from .state import RaftState
 from .types import NONE, ConfChange, ConfChangeType, ConfState, StateType
-
-if TYPE_CHECKING:
-    from .raft import Raft
 
 log = logging.getLogger(__name__)
 
 
-def apply_conf_change(r: Raft, cc: ConfChange) -> ConfState:
+def apply_conf_change(r: RaftState, cc: ConfChange) -> ConfState:
     if cc.node_id == NONE:
         return r.tracker.conf_state()
     if cc.type == ConfChangeType.ADD_NODE:
@@ -27,7 +24,7 @@ def apply_conf_change(r: Raft, cc: ConfChange) -> ConfState:
     return r.tracker.conf_state()
 
 
-def add_node(r: Raft, node: int, is_learner: bool) -> None:
+def add_node(r: RaftState, node: int, is_learner: bool) -> None:
     tr = r.tracker
     pr = tr.progress.get(node)
     if pr is None:
@@ -52,7 +49,7 @@ def add_node(r: Raft, node: int, is_learner: bool) -> None:
     pr.recent_active = True
 
 
-def remove_node(r: Raft, node: int) -> None:
+def remove_node(r: RaftState, node: int) -> None:
     tr = r.tracker
     tr.progress.pop(node, None)
     tr.remove(node)

@@ -4,21 +4,18 @@ snapshots) that a candidate hearing from a leader uses too."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from .config import BUG_TIMEOUT_NOW_NON_MEMBER
 from .errors import ProposalDropped
+from .state import RaftState
 from .types import NONE, CampaignType, Message, MessageType, ReadState, Snapshot, StateType
-
-if TYPE_CHECKING:
-    from .raft import Raft
 
 log = logging.getLogger(__name__)
 
 MT = MessageType
 
 
-def step_follower(r: Raft, m: Message) -> None:
+def step_follower(r: RaftState, m: Message) -> None:
     t = m.type
     if t == MT.PROP:
         if r.lead == NONE:
@@ -60,7 +57,7 @@ def step_follower(r: Raft, m: Message) -> None:
 
 
 # ---------------------------------------------------------------------- a leader's messages
-def handle_append_entries(r: Raft, m: Message) -> None:
+def handle_append_entries(r: RaftState, m: Message) -> None:
     rl = r.raft_log
     if m.index < rl.committed:
         r.send(Message(MT.APP_RESP, to=m.from_, index=rl.committed))
@@ -77,13 +74,13 @@ def handle_append_entries(r: Raft, m: Message) -> None:
                    reject_hint=hint_index, log_term=hint_term))
 
 
-def handle_heartbeat(r: Raft, m: Message) -> None:
+def handle_heartbeat(r: RaftState, m: Message) -> None:
     r.raft_log.commit_to(m.commit)
     # Echo the leader's clock reading (index): it dates the lease this ack extends.
     r.send(Message(MT.HEARTBEAT_RESP, to=m.from_, index=m.index, context=m.context))
 
 
-def handle_snapshot(r: Raft, m: Message) -> None:
+def handle_snapshot(r: RaftState, m: Message) -> None:
     s = m.snapshot
     if s is not None and restore(r, s):
         r.send(Message(MT.APP_RESP, to=m.from_, index=r.raft_log.last_index()))
@@ -91,7 +88,7 @@ def handle_snapshot(r: Raft, m: Message) -> None:
         r.send(Message(MT.APP_RESP, to=m.from_, index=r.raft_log.committed))
 
 
-def restore(r: Raft, s: Snapshot) -> bool:
+def restore(r: RaftState, s: Snapshot) -> bool:
     """Install snapshot s; False if it is stale or already covered by our log."""
     md = s.metadata
     if md.index <= r.raft_log.committed:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from .config import BUG_COMMIT_OLD_TERM, BUG_LEASE_WITHOUT_CHECK_QUORUM
+from .config import BUG_LEASE_WITHOUT_CHECK_QUORUM
 from .errors import (
     Compacted,
     InvariantViolated,
@@ -14,6 +13,7 @@ from .errors import (
     Unavailable,
 )
 from .quorum import VoteResult, committed_index, vote_result
+from .state import RaftState
 from .types import (
     NONE,
     Entry,
@@ -26,34 +26,17 @@ from .types import (
     StateType,
 )
 
-if TYPE_CHECKING:
-    from .raft import Raft
-
 log = logging.getLogger(__name__)
 
 MT = MessageType
 _HEARTBEAT = MT.HEARTBEAT
 
 
-def maybe_commit(r: Raft) -> bool:
-    """Advance commit to the quorum-acknowledged index, if that entry is of our term."""
-    rl = r.raft_log
-    mci = r.tracker.committed()
-    if mci <= rl.committed:
-        return False
-    # Figure 8: never commit an old-term entry by counting replicas; it becomes committed
-    # indirectly once an entry of the current term is.
-    if BUG_COMMIT_OLD_TERM not in r.bugs and rl.zero_term_on_compacted(mci) != r.term:
-        return False
-    rl.commit_to(mci)
-    return True
-
-
-def committed_entry_in_current_term(r: Raft) -> bool:
+def committed_entry_in_current_term(r: RaftState) -> bool:
     return r.raft_log.zero_term_on_compacted(r.raft_log.committed) == r.term
 
 
-def lease_valid(r: Raft) -> bool:
+def lease_valid(r: RaftState) -> bool:
     """May the leader answer a read from its lease, without a quorum round?
 
     Sound under equal tick rates: a follower that acknowledged a heartbeat sent at our clock
@@ -78,11 +61,11 @@ def lease_valid(r: Raft) -> bool:
 
 
 # ---------------------------------------------------------------------- sending
-def send_append(r: Raft, to: int) -> None:
+def send_append(r: RaftState, to: int) -> None:
     maybe_send_append(r, to, send_if_empty=True)
 
 
-def maybe_send_append(r: Raft, to: int, send_if_empty: bool) -> bool:
+def maybe_send_append(r: RaftState, to: int, send_if_empty: bool) -> bool:
     """Send to `to` the entries it lacks (or a snapshot); False if nothing was sent."""
     pr = r.tracker.progress[to]
     if pr.is_paused():
@@ -110,7 +93,7 @@ def maybe_send_append(r: Raft, to: int, send_if_empty: bool) -> bool:
     return True
 
 
-def _send_snapshot(r: Raft, to: int) -> bool:
+def _send_snapshot(r: RaftState, to: int) -> bool:
     pr = r.tracker.progress[to]
     if not pr.recent_active:
         log.debug("node %d: not sending snapshot to inactive %d", r.id, to)
@@ -128,13 +111,13 @@ def _send_snapshot(r: Raft, to: int) -> bool:
     return True
 
 
-def bcast_append(r: Raft) -> None:
+def bcast_append(r: RaftState) -> None:
     for pid in sorted(r.tracker.progress):
         if pid != r.id:
             send_append(r, pid)
 
 
-def bcast_heartbeat(r: Raft, ctx: bytes = b"") -> None:
+def bcast_heartbeat(r: RaftState, ctx: bytes = b"") -> None:
     committed = r.raft_log.committed
     term = r.term
     me = r.id
@@ -148,20 +131,20 @@ def bcast_heartbeat(r: Raft, ctx: bytes = b"") -> None:
                                commit=min(pr.match, committed), context=ctx))
 
 
-def send_timeout_now(r: Raft, to: int) -> None:
+def send_timeout_now(r: RaftState, to: int) -> None:
     r.lease_broken = True  # the transferee's forced campaign ignores follower leases
     r.send(Message(MT.TIMEOUT_NOW, to=to))
 
 
 # ---------------------------------------------------------------------- reads
-def response_to_read_index(r: Raft, req: Message, index: int) -> Message | None:
+def response_to_read_index(r: RaftState, req: Message, index: int) -> Message | None:
     if req.from_ == NONE or req.from_ == r.id:
         r.read_states.append(ReadState(index, req.context))
         return None
     return Message(MT.READ_INDEX_RESP, to=req.from_, index=index, context=req.context)
 
 
-def send_read_index_response(r: Raft, m: Message) -> None:
+def send_read_index_response(r: RaftState, m: Message) -> None:
     if r.read_only.option == ReadOnlyOption.LEASE_BASED and lease_valid(r):
         resp = response_to_read_index(r, m, r.raft_log.committed)
         if resp is not None:
@@ -173,7 +156,7 @@ def send_read_index_response(r: Raft, m: Message) -> None:
     bcast_heartbeat(r, m.context)
 
 
-def release_pending_read_index_messages(r: Raft) -> None:
+def release_pending_read_index_messages(r: RaftState) -> None:
     if not r.pending_read_index_messages or not committed_entry_in_current_term(r):
         return
     pending, r.pending_read_index_messages = r.pending_read_index_messages, []
@@ -182,7 +165,7 @@ def release_pending_read_index_messages(r: Raft) -> None:
 
 
 # ---------------------------------------------------------------------- step
-def step_leader(r: Raft, m: Message) -> None:
+def step_leader(r: RaftState, m: Message) -> None:
     t = m.type
     if t == MT.BEAT:
         bcast_heartbeat(r, r.read_only.last_pending_request_ctx())
@@ -252,7 +235,7 @@ def step_leader(r: Raft, m: Message) -> None:
         _handle_transfer_leader(r, m)
 
 
-def _step_prop(r: Raft, m: Message) -> None:
+def _step_prop(r: RaftState, m: Message) -> None:
     if not m.entries:
         raise InvariantViolated(f"node {r.id}: empty proposal")
     if r.id not in r.tracker.progress:
@@ -277,7 +260,7 @@ def _step_prop(r: Raft, m: Message) -> None:
     bcast_append(r)
 
 
-def _handle_append_response(r: Raft, m: Message) -> None:
+def _handle_append_response(r: RaftState, m: Message) -> None:
     pr = r.tracker.progress[m.from_]
     pr.recent_active = True
     if m.reject:
@@ -301,7 +284,7 @@ def _handle_append_response(r: Raft, m: Message) -> None:
         pr.become_replicate()
     elif pr.state == ProgressState.REPLICATE:
         pr.inflights.free_le(m.index)
-    if maybe_commit(r):
+    if r.maybe_commit():
         release_pending_read_index_messages(r)
         bcast_append(r)
     elif old_paused:
@@ -315,7 +298,7 @@ def _handle_append_response(r: Raft, m: Message) -> None:
         send_timeout_now(r, m.from_)
 
 
-def _handle_transfer_leader(r: Raft, m: Message) -> None:
+def _handle_transfer_leader(r: RaftState, m: Message) -> None:
     transferee = m.from_
     pr = r.tracker.progress[transferee]
     if pr.is_learner:
