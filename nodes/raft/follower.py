@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from .config import BUG_TIMEOUT_NOW_NON_MEMBER
 from .errors import ProposalDropped
 from .state import RaftState
-from .types import NONE, CampaignType, Message, MessageType, ReadState, Snapshot, StateType
+from .types import NONE, Message, MessageType, ReadState, Snapshot, StateType
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +39,8 @@ def step_follower(r: RaftState, m: Message) -> None:
         m.to = r.lead
         r.send(m)
     elif t == MT.TIMEOUT_NOW:
-        if BUG_TIMEOUT_NOW_NON_MEMBER in r.bugs:
-            # Seeded bug: campaign even if we are not a voter (no promotable check).
-            r.campaign(CampaignType.TRANSFER)
-        else:
-            # Leadership transfers never use PreVote; hup refuses non-voters.
-            r.hup(CampaignType.TRANSFER)
+        # Leadership transfers never use PreVote; non-voters refuse.
+        r.rules.timeout_now(r)
     elif t == MT.READ_INDEX:
         if r.lead == NONE:
             log.debug("node %d: no leader, dropping read index", r.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from .config import BUG_LEASE_WITHOUT_CHECK_QUORUM
 from .errors import (
     Compacted,
     InvariantViolated,
@@ -50,14 +49,11 @@ def lease_valid(r: RaftState) -> bool:
     """
     if r.state != StateType.LEADER or r.lease_broken:
         return False
-    if BUG_LEASE_WITHOUT_CHECK_QUORUM in r.bugs and not r.check_quorum:
-        # Seeded bug: trust the lease as etcd does, until a CheckQuorum round that never comes;
-        # a leader cut off from the cluster keeps answering reads from its own state.
-        return True
     tr = r.tracker
     now = r.ticks
     acks = {v: now if v == r.id else tr.progress[v].lease_ack for v in tr.voters}
-    return now - committed_index(tr.voters, acks) <= r.election_timeout - 2
+    acked_recently = now - committed_index(tr.voters, acks) <= r.election_timeout - 2
+    return r.rules.lease_holds(acked_recently, r.check_quorum)
 
 
 # ---------------------------------------------------------------------- sending

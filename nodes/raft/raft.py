@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from . import confchange
 from .candidate import step_candidate
-from .config import BUG_NO_UP_TO_DATE_CHECK
 from .follower import step_follower
 from .leader import step_leader
 from .state import RaftState
@@ -138,9 +137,7 @@ class Raft(RaftState):
             # A PreVote for a future term.
             or (m.type == MT.PRE_VOTE and m.term > self.term)
         )
-        up_to_date = BUG_NO_UP_TO_DATE_CHECK in self.bugs or self.raft_log.is_up_to_date(
-            m.index, m.log_term
-        )
+        up_to_date = self.rules.vote_log_ok(self.raft_log, m.index, m.log_term)
         resp = vote_resp_type(m.type)
         if can_vote and up_to_date:
             log.debug("node %d granted %s to %d at term %d", self.id, m.type.name, m.from_,

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 
 from . import rand
-from .config import BUG_COMMIT_OLD_TERM, Config
+from .config import Config
 from .errors import InvariantViolated
 from .log import RaftLog
 from .progress import NO_LEASE_ACK, Progress
 from .quorum import VoteResult
 from .read_only import ReadOnly
+from .rules import rules_for
 from .tracker import ProgressTracker
 from .types import (
     CAMPAIGN_TRANSFER,
@@ -55,7 +56,7 @@ class RaftState:
         "election_elapsed", "heartbeat_elapsed", "check_quorum", "pre_vote",
         "heartbeat_timeout", "election_timeout", "randomized_election_timeout",
         "disable_proposal_forwarding", "step_down_on_removal", "max_msg_size",
-        "max_uncommitted_size", "read_states", "pending_read_index_messages", "bugs",
+        "max_uncommitted_size", "read_states", "pending_read_index_messages", "rules",
         "ticks", "lease_broken",
     )
 
@@ -88,7 +89,9 @@ class RaftState:
         self.max_uncommitted_size = c.max_uncommitted_entries_size
         self.read_states: list[ReadState] = []
         self.pending_read_index_messages: list[Message] = []
-        self.bugs = frozenset(c.bugs)
+        # Correct Raft, or the seeded bugs of c.bugs: the core asks it at each point a bug
+        # can change.
+        self.rules = rules_for(c.bugs)
         # Monotonic local clock (ticks, quiesced or not): anchors the leader lease.
         self.ticks = 0
         # A TimeoutNow was sent this term: forced campaigns ignore follower leases.
@@ -269,7 +272,7 @@ class RaftState:
             return False
         # Figure 8: never commit an old-term entry by counting replicas; it becomes committed
         # indirectly once an entry of the current term is.
-        if BUG_COMMIT_OLD_TERM not in self.bugs and rl.zero_term_on_compacted(mci) != self.term:
+        if not self.rules.may_commit(rl, mci, self.term):
             return False
         rl.commit_to(mci)
         return True
