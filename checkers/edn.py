@@ -147,7 +147,3 @@ def _to_edn(value: Any, keyword_keys: bool) -> Any:
 def dumps(value: Any, keyword_keys: bool = True) -> str:
     """EDN text; string map keys become keywords (Jepsen's op maps) when `keyword_keys`."""
     return str(edn_format.dumps(_to_edn(value, keyword_keys)))
-
-
-def keyword(name: str) -> Any:
-    return edn_format.Keyword(name)

@@ -5,7 +5,7 @@ from this package.
 """
 
 from . import codec, rand
-from .config import KNOWN_BUGS, Config
+from .config import Config
 from .errors import (
     Compacted,
     ConfigInvalid,
@@ -19,6 +19,7 @@ from .errors import (
     Unavailable,
 )
 from .rawnode import RawNode
+from .rules import KNOWN_BUGS
 from .status import ProgressStatus, Status
 from .storage import MemoryStorage, Storage
 from .types import (

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from . import leader
-from .codec import decode_conf_change
 from .progress import Progress
+from .state import RaftState
 from .types import NONE, ConfChange, ConfChangeType, ConfState, StateType
-
-if TYPE_CHECKING:
-    from .raft import Raft
 
 log = logging.getLogger(__name__)
 
 
-def refusal(r: Raft, data: bytes) -> str | None:
-    """Why a leader must not append this proposed conf change entry (None: it may).
-
-    Checked when no other change is pending, so the tracker holds the configuration the
-    entry would change. An entry that cannot be decoded would stop every replica applying
-    it; one that removes the last voter leaves a group that can never commit again (etcd's
-    confchange refuses it as "removed all voters")."""
-    try:
-        cc = decode_conf_change(data)
-    except ValueError as e:
-        return f"undecodable conf change ({e})"
-    if cc.type == ConfChangeType.REMOVE_NODE and r.tracker.voters == (cc.node_id,):
-        return f"removing voter {cc.node_id} would leave no voters"
-    return None
-
-
-def apply_conf_change(r: Raft, cc: ConfChange) -> ConfState:
+def apply_conf_change(r: RaftState, cc: ConfChange) -> ConfState:
     if cc.node_id == NONE:
         return r.tracker.conf_state()
     if cc.type == ConfChangeType.ADD_NODE:
@@ -44,7 +24,7 @@ def apply_conf_change(r: Raft, cc: ConfChange) -> ConfState:
     return r.tracker.conf_state()
 
 
-def add_node(r: Raft, node: int, is_learner: bool) -> None:
+def add_node(r: RaftState, node: int, is_learner: bool) -> None:
     tr = r.tracker
     pr = tr.progress.get(node)
     if pr is None:
@@ -69,7 +49,7 @@ def add_node(r: Raft, node: int, is_learner: bool) -> None:
     pr.recent_active = True
 
 
-def remove_node(r: Raft, node: int) -> None:
+def remove_node(r: RaftState, node: int) -> None:
     tr = r.tracker
     tr.progress.pop(node, None)
     tr.remove(node)

@@ -5,22 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import ConfigInvalid
+from .rules import KNOWN_BUGS, rules_for
 from .storage import Storage
 from .types import ReadOnlyOption
-
-# Seeded bugs: each is one small switch in the real code path, off by default.
-BUG_TIMEOUT_NOW_NON_MEMBER = "timeout-now-non-member"  # a non-member/learner obeys TimeoutNow
-BUG_NO_UP_TO_DATE_CHECK = "no-up-to-date-check"  # votes granted without the log check
-BUG_COMMIT_OLD_TERM = "commit-old-term"  # leader commits old-term entries by counting
-BUG_LEASE_WITHOUT_CHECK_QUORUM = "lease-without-check-quorum"  # lease reads allowed w/o CQ
-KNOWN_BUGS = frozenset(
-    {
-        BUG_TIMEOUT_NOW_NON_MEMBER,
-        BUG_NO_UP_TO_DATE_CHECK,
-        BUG_COMMIT_OLD_TERM,
-        BUG_LEASE_WITHOUT_CHECK_QUORUM,
-    }
-)
 
 
 @dataclass
@@ -39,7 +26,7 @@ class Config:
     read_only_option: ReadOnlyOption = ReadOnlyOption.SAFE
     disable_proposal_forwarding: bool = False
     step_down_on_removal: bool = False
-    bugs: frozenset[str] = field(default_factory=frozenset)
+    bugs: frozenset[str] = field(default_factory=frozenset)  # seeded bugs (rules.py), off
 
     def validate(self) -> None:
         """Raise ConfigInvalid naming the first bad field."""
@@ -66,7 +53,7 @@ class Config:
         if (
             self.read_only_option == ReadOnlyOption.LEASE_BASED
             and not self.check_quorum
-            and BUG_LEASE_WITHOUT_CHECK_QUORUM not in self.bugs
+            and rules_for(self.bugs).lease_reads_need_check_quorum()
         ):
             raise ConfigInvalid(
                 "Config.read_only_option: LEASE_BASED requires check_quorum=True"

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from . import confchange
-from .config import BUG_COMMIT_OLD_TERM, BUG_LEASE_WITHOUT_CHECK_QUORUM
+from .codec import decode_conf_change
 from .errors import (
     Compacted,
     InvariantViolated,
@@ -15,8 +13,10 @@ from .errors import (
     Unavailable,
 )
 from .quorum import VoteResult, committed_index, vote_result
+from .state import RaftState
 from .types import (
     NONE,
+    ConfChangeType,
     Entry,
     EntryType,
     Message,
@@ -27,34 +27,17 @@ from .types import (
     StateType,
 )
 
-if TYPE_CHECKING:
-    from .raft import Raft
-
 log = logging.getLogger(__name__)
 
 MT = MessageType
 _HEARTBEAT = MT.HEARTBEAT
 
 
-def maybe_commit(r: Raft) -> bool:
-    """Advance commit to the quorum-acknowledged index, if that entry is of our term."""
-    rl = r.raft_log
-    mci = r.tracker.committed()
-    if mci <= rl.committed:
-        return False
-    # Figure 8: never commit an old-term entry by counting replicas; it becomes committed
-    # indirectly once an entry of the current term is.
-    if BUG_COMMIT_OLD_TERM not in r.bugs and rl.zero_term_on_compacted(mci) != r.term:
-        return False
-    rl.commit_to(mci)
-    return True
-
-
-def committed_entry_in_current_term(r: Raft) -> bool:
+def committed_entry_in_current_term(r: RaftState) -> bool:
     return r.raft_log.zero_term_on_compacted(r.raft_log.committed) == r.term
 
 
-def lease_valid(r: Raft) -> bool:
+def lease_valid(r: RaftState) -> bool:
     """May the leader answer a read from its lease, without a quorum round?
 
     Sound under equal tick rates: a follower that acknowledged a heartbeat sent at our clock
@@ -68,22 +51,19 @@ def lease_valid(r: Raft) -> bool:
     """
     if r.state != StateType.LEADER or r.lease_broken:
         return False
-    if BUG_LEASE_WITHOUT_CHECK_QUORUM in r.bugs and not r.check_quorum:
-        # Seeded bug: trust the lease as etcd does, until a CheckQuorum round that never comes;
-        # a leader cut off from the cluster keeps answering reads from its own state.
-        return True
     tr = r.tracker
     now = r.ticks
     acks = {v: now if v == r.id else tr.progress[v].lease_ack for v in tr.voters}
-    return now - committed_index(tr.voters, acks) <= r.election_timeout - 2
+    acked_recently = now - committed_index(tr.voters, acks) <= r.election_timeout - 2
+    return r.rules.lease_holds(acked_recently, r.check_quorum)
 
 
 # ---------------------------------------------------------------------- sending
-def send_append(r: Raft, to: int) -> None:
+def send_append(r: RaftState, to: int) -> None:
     maybe_send_append(r, to, send_if_empty=True)
 
 
-def maybe_send_append(r: Raft, to: int, send_if_empty: bool) -> bool:
+def maybe_send_append(r: RaftState, to: int, send_if_empty: bool) -> bool:
     """Send to `to` the entries it lacks (or a snapshot); False if nothing was sent."""
     pr = r.tracker.progress[to]
     if pr.is_paused():
@@ -111,7 +91,7 @@ def maybe_send_append(r: Raft, to: int, send_if_empty: bool) -> bool:
     return True
 
 
-def _send_snapshot(r: Raft, to: int) -> bool:
+def _send_snapshot(r: RaftState, to: int) -> bool:
     pr = r.tracker.progress[to]
     if not pr.recent_active:
         log.debug("node %d: not sending snapshot to inactive %d", r.id, to)
@@ -129,13 +109,13 @@ def _send_snapshot(r: Raft, to: int) -> bool:
     return True
 
 
-def bcast_append(r: Raft) -> None:
+def bcast_append(r: RaftState) -> None:
     for pid in sorted(r.tracker.progress):
         if pid != r.id:
             send_append(r, pid)
 
 
-def bcast_heartbeat(r: Raft, ctx: bytes = b"") -> None:
+def bcast_heartbeat(r: RaftState, ctx: bytes = b"") -> None:
     committed = r.raft_log.committed
     term = r.term
     me = r.id
@@ -149,20 +129,20 @@ def bcast_heartbeat(r: Raft, ctx: bytes = b"") -> None:
                                commit=min(pr.match, committed), context=ctx))
 
 
-def send_timeout_now(r: Raft, to: int) -> None:
+def send_timeout_now(r: RaftState, to: int) -> None:
     r.lease_broken = True  # the transferee's forced campaign ignores follower leases
     r.send(Message(MT.TIMEOUT_NOW, to=to))
 
 
 # ---------------------------------------------------------------------- reads
-def response_to_read_index(r: Raft, req: Message, index: int) -> Message | None:
+def response_to_read_index(r: RaftState, req: Message, index: int) -> Message | None:
     if req.from_ == NONE or req.from_ == r.id:
         r.read_states.append(ReadState(index, req.context))
         return None
     return Message(MT.READ_INDEX_RESP, to=req.from_, index=index, context=req.context)
 
 
-def send_read_index_response(r: Raft, m: Message) -> None:
+def send_read_index_response(r: RaftState, m: Message) -> None:
     if r.read_only.option == ReadOnlyOption.LEASE_BASED and lease_valid(r):
         resp = response_to_read_index(r, m, r.raft_log.committed)
         if resp is not None:
@@ -174,7 +154,7 @@ def send_read_index_response(r: Raft, m: Message) -> None:
     bcast_heartbeat(r, m.context)
 
 
-def release_pending_read_index_messages(r: Raft) -> None:
+def release_pending_read_index_messages(r: RaftState) -> None:
     if not r.pending_read_index_messages or not committed_entry_in_current_term(r):
         return
     pending, r.pending_read_index_messages = r.pending_read_index_messages, []
@@ -183,7 +163,23 @@ def release_pending_read_index_messages(r: Raft) -> None:
 
 
 # ---------------------------------------------------------------------- step
-def step_leader(r: Raft, m: Message) -> None:
+def conf_change_refusal(r: RaftState, data: bytes) -> str | None:
+    """Why a leader must not append this proposed conf change entry (None: it may).
+
+    Checked when no other change is pending, so the tracker holds the configuration the
+    entry would change. An entry that cannot be decoded would stop every replica applying
+    it; one that removes the last voter leaves a group that can never commit again (etcd's
+    confchange refuses it as "removed all voters")."""
+    try:
+        cc = decode_conf_change(data)
+    except ValueError as e:
+        return f"undecodable conf change ({e})"
+    if cc.type == ConfChangeType.REMOVE_NODE and r.tracker.voters == (cc.node_id,):
+        return f"removing voter {cc.node_id} would leave no voters"
+    return None
+
+
+def step_leader(r: RaftState, m: Message) -> None:
     t = m.type
     if t == MT.BEAT:
         bcast_heartbeat(r, r.read_only.last_pending_request_ctx())
@@ -253,7 +249,7 @@ def step_leader(r: Raft, m: Message) -> None:
         _handle_transfer_leader(r, m)
 
 
-def _step_prop(r: Raft, m: Message) -> None:
+def _step_prop(r: RaftState, m: Message) -> None:
     if not m.entries:
         raise InvariantViolated(f"node {r.id}: empty proposal")
     if r.id not in r.tracker.progress:
@@ -271,7 +267,7 @@ def _step_prop(r: Raft, m: Message) -> None:
             log.info("node %d: conf change ignored, one pending at %d (applied %d)", r.id,
                      r.pending_conf_index, r.raft_log.applied)
             ents[i] = Entry(0, 0)
-        elif (why := confchange.refusal(r, e.data)) is not None:
+        elif (why := conf_change_refusal(r, e.data)) is not None:
             log.warning("node %d: conf change refused: %s", r.id, why)
             ents[i] = Entry(0, 0)
         else:
@@ -281,7 +277,7 @@ def _step_prop(r: Raft, m: Message) -> None:
     bcast_append(r)
 
 
-def _handle_append_response(r: Raft, m: Message) -> None:
+def _handle_append_response(r: RaftState, m: Message) -> None:
     pr = r.tracker.progress[m.from_]
     pr.recent_active = True
     if m.reject:
@@ -305,7 +301,7 @@ def _handle_append_response(r: Raft, m: Message) -> None:
         pr.become_replicate()
     elif pr.state == ProgressState.REPLICATE:
         pr.inflights.free_le(m.index)
-    if maybe_commit(r):
+    if r.maybe_commit():
         release_pending_read_index_messages(r)
         bcast_append(r)
     elif old_paused:
@@ -319,7 +315,7 @@ def _handle_append_response(r: Raft, m: Message) -> None:
         send_timeout_now(r, m.from_)
 
 
-def _handle_transfer_leader(r: Raft, m: Message) -> None:
+def _handle_transfer_leader(r: RaftState, m: Message) -> None:
     transferee = m.from_
     pr = r.tracker.progress[transferee]
     if pr.is_learner:

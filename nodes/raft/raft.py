@@ -1,8 +1,10 @@
-"""The Raft state machine: roles, elections, the top-level step and follower/candidate steps.
+"""The Raft state machine as the application steps and ticks it.
 
-The leader's step and replication live in `leader.py`. Structure and names follow etcd's
-raft.go: one top-level `step` handles terms and votes for every role, then dispatches to the
-role's step function.
+Structure and names follow etcd's raft.go: one top-level `step` handles what every role
+shares (terms, Vote and PreVote requests, Hup), then dispatches to the step function of the
+node's role: follower.py, candidate.py (candidate and pre-candidate) or leader.py. The state
+and its transitions live in state.py, which the role modules build on; this module sits on
+top of them all, so the dispatch table needs no circular import.
 """
 
 from __future__ import annotations
@@ -10,30 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from . import confchange, leader, rand
-from .config import BUG_NO_UP_TO_DATE_CHECK, Config
-from .errors import InvariantViolated
-from .follower import step_candidate, step_follower
-from .log import RaftLog
-from .progress import NO_LEASE_ACK, Progress
-from .quorum import VoteResult
-from .read_only import ReadOnly
-from .tracker import ProgressTracker
+from . import confchange
+from .candidate import step_candidate
+from .follower import step_follower
+from .leader import step_leader
+from .state import RaftState
 from .types import (
     CAMPAIGN_TRANSFER,
     NONE,
     CampaignType,
     ConfChange,
     ConfState,
-    Entry,
-    EntryType,
-    HardState,
     Message,
     MessageType,
-    ProgressState,
-    ReadState,
-    Snapshot,
-    SoftState,
     StateType,
     vote_resp_type,
 )
@@ -42,207 +33,35 @@ log = logging.getLogger(__name__)
 
 MT = MessageType
 
+StepFn = Callable[[RaftState, Message], None]
 
-_VOTE_MESSAGES = frozenset({MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP})
-_TERMLESS_MESSAGES = frozenset({MT.PROP, MT.READ_INDEX})
+# The step function of each role, indexed by StateType's value (a tuple: fixed, and cheap to
+# index on every message).
+_ROLE_STEPS: tuple[StepFn, ...] = tuple(
+    {
+        StateType.FOLLOWER: step_follower,
+        StateType.PRE_CANDIDATE: step_candidate,
+        StateType.CANDIDATE: step_candidate,
+        StateType.LEADER: step_leader,
+    }[StateType(i)]
+    for i in range(len(StateType))
+)
+
+_LEADER = StateType.LEADER
 
 
-class Raft:
-    __slots__ = (
-        "id", "term", "vote", "raft_log", "tracker", "state", "is_learner", "msgs", "lead",
-        "lead_transferee", "pending_conf_index", "uncommitted_size", "read_only",
-        "election_elapsed", "heartbeat_elapsed", "check_quorum", "pre_vote",
-        "heartbeat_timeout", "election_timeout", "randomized_election_timeout",
-        "disable_proposal_forwarding", "step_down_on_removal", "max_msg_size",
-        "max_uncommitted_size", "read_states", "pending_read_index_messages", "bugs",
-        "ticks", "lease_broken", "_step_fn", "_tick_fn",
-    )
+class Raft(RaftState):
+    """A Raft node: `step` for messages, `tick`/`tick_quiesced` for time (see RaftState)."""
 
-    def __init__(self, c: Config) -> None:
-        c.validate()
-        self.id = c.id
-        self.raft_log = RaftLog(c.storage, c.max_committed_size_per_ready)
-        hs, cs = c.storage.initial_state()
-        self.term = 0
-        self.vote = NONE
-        self.tracker = ProgressTracker(c.max_inflight_msgs)
-        self.state = StateType.FOLLOWER
-        self.is_learner = False
-        self.msgs: list[Message] = []
-        self.lead = NONE
-        self.lead_transferee = NONE
-        self.pending_conf_index = 0
-        self.uncommitted_size = 0
-        self.read_only = ReadOnly(c.read_only_option)
-        self.election_elapsed = 0
-        self.heartbeat_elapsed = 0
-        self.check_quorum = c.check_quorum
-        self.pre_vote = c.pre_vote
-        self.heartbeat_timeout = c.heartbeat_tick
-        self.election_timeout = c.election_tick
-        self.randomized_election_timeout = c.election_tick
-        self.disable_proposal_forwarding = c.disable_proposal_forwarding
-        self.step_down_on_removal = c.step_down_on_removal
-        self.max_msg_size = c.max_size_per_msg
-        self.max_uncommitted_size = c.max_uncommitted_entries_size
-        self.read_states: list[ReadState] = []
-        self.pending_read_index_messages: list[Message] = []
-        self.bugs = frozenset(c.bugs)
-        # Monotonic local clock (ticks, quiesced or not): anchors the leader lease.
-        self.ticks = 0
-        # A TimeoutNow was sent this term: forced campaigns ignore follower leases.
-        self.lease_broken = False
-        self._step_fn: Callable[[Raft, Message], None] = step_follower
-        self._tick_fn: Callable[[], None] = self.tick_election
-        self.restore_conf(cs)
-        if not hs.is_empty():
-            self.load_state(hs)
-        if c.applied > 0:
-            self.raft_log.applied_to(c.applied)
-        self.become_follower(self.term, NONE)
-
-    # ------------------------------------------------------------------ state
-    def soft_state(self) -> SoftState:
-        return SoftState(self.lead, self.state)
-
-    def hard_state(self) -> HardState:
-        return HardState(self.term, self.vote, self.raft_log.committed)
-
-    def load_state(self, hs: HardState) -> None:
-        if hs.commit < self.raft_log.committed or hs.commit > self.raft_log.last_index():
-            raise InvariantViolated(
-                f"node {self.id}: hard state commit {hs.commit} out of range "
-                f"[{self.raft_log.committed}, {self.raft_log.last_index()}]"
-            )
-        self.raft_log.committed = hs.commit
-        self.term = hs.term
-        self.vote = hs.vote
-
-    def restore_conf(self, cs: ConfState) -> None:
-        """Replace the tracker's membership with cs (start-up and snapshot restore)."""
-        tr = ProgressTracker(self.tracker.max_inflight)
-        nxt = self.raft_log.last_index() + 1
-        for v in cs.voters:
-            tr.add_voter(v)
-            tr.progress[v] = Progress(nxt, tr.max_inflight)
-        for lr in cs.learners:
-            tr.add_learner(lr)
-            tr.progress[lr] = Progress(nxt, tr.max_inflight, is_learner=True)
-        self.tracker = tr
-        me = tr.progress.get(self.id)
-        self.is_learner = me is not None and me.is_learner
-        if me is not None:
-            me.match = nxt - 1
-
-    def promotable(self) -> bool:
-        """May this node campaign? Only a voter that is not installing a snapshot."""
-        pr = self.tracker.progress.get(self.id)
-        return pr is not None and not pr.is_learner and not self.raft_log.has_pending_snapshot()
-
-    def past_election_timeout(self) -> bool:
-        return self.election_elapsed >= self.randomized_election_timeout
-
-    def reset_randomized_election_timeout(self) -> None:
-        self.randomized_election_timeout = self.election_timeout + rand.intn(
-            self.election_timeout
-        )
-
-    def in_lease(self) -> bool:
-        """CheckQuorum lease: we heard from a live leader less than an election timeout ago."""
-        return (
-            self.check_quorum
-            and self.lead != NONE
-            and self.election_elapsed < self.election_timeout
-        )
-
-    def reset(self, term: int) -> None:
-        if self.term != term:
-            self.term = term
-            self.vote = NONE
-        self.lead = NONE
-        self.election_elapsed = 0
-        self.heartbeat_elapsed = 0
-        self.reset_randomized_election_timeout()
-        self.abort_leader_transfer()
-        self.tracker.reset_votes()
-        last = self.raft_log.last_index()
-        for pid, pr in self.tracker.progress.items():
-            pr.match = last if pid == self.id else 0
-            pr.next = last + 1
-            pr.state = ProgressState.PROBE
-            pr.pending_snapshot = 0
-            pr.recent_active = False
-            pr.probe_sent = False
-            pr.release_inflights()
-            pr.lease_ack = NO_LEASE_ACK
-        self.lease_broken = False
-        self.pending_conf_index = 0
-        self.uncommitted_size = 0
-        # Reads waiting on a leadership that ended are dropped; their clients retry.
-        if self.pending_read_index_messages:
-            self.pending_read_index_messages = []
-        if self.read_only.pending or self.read_only.queue:
-            self.read_only = ReadOnly(self.read_only.option)
-
-    def abort_leader_transfer(self) -> None:
-        self.lead_transferee = NONE
-
-    # ------------------------------------------------------------------ roles
-    def become_follower(self, term: int, lead: int) -> None:
-        self._step_fn = step_follower
-        self.reset(term)
-        self._tick_fn = self.tick_election
-        self.lead = lead
-        self.state = StateType.FOLLOWER
-        log.debug("node %d became follower at term %d (lead %d)", self.id, self.term, lead)
-
-    def become_candidate(self) -> None:
-        if self.state == StateType.LEADER:
-            raise InvariantViolated(f"node {self.id}: invalid transition leader -> candidate")
-        self._step_fn = step_candidate
-        self.reset(self.term + 1)
-        self._tick_fn = self.tick_election
-        self.vote = self.id
-        self.state = StateType.CANDIDATE
-        log.debug("node %d became candidate at term %d", self.id, self.term)
-
-    def become_pre_candidate(self) -> None:
-        if self.state == StateType.LEADER:
-            raise InvariantViolated(
-                f"node {self.id}: invalid transition leader -> pre-candidate"
-            )
-        # PreVote changes neither term nor vote: a failed pre-election disrupts nobody.
-        self._step_fn = step_candidate
-        self.tracker.reset_votes()
-        self._tick_fn = self.tick_election
-        self.lead = NONE
-        self.state = StateType.PRE_CANDIDATE
-        log.debug("node %d became pre-candidate at term %d", self.id, self.term)
-
-    def become_leader(self) -> None:
-        if self.state == StateType.FOLLOWER:
-            raise InvariantViolated(f"node {self.id}: invalid transition follower -> leader")
-        self._step_fn = leader.step_leader
-        self.reset(self.term)
-        self._tick_fn = self.tick_heartbeat
-        self.lead = self.id
-        self.state = StateType.LEADER
-        me = self.tracker.progress.get(self.id)
-        if me is not None:
-            me.become_replicate()
-            me.recent_active = True  # the leader is always active to itself
-        # Conservatively treat any entry in the log as a possibly pending conf change.
-        self.pending_conf_index = self.raft_log.last_index()
-        if not self.append_entry([Entry(0, 0)]):
-            raise InvariantViolated(f"node {self.id}: empty entry was dropped")
-        # The empty entry does not count against the uncommitted-size limit.
-        self.uncommitted_size = 0
-        log.debug("node %d became leader at term %d", self.id, self.term)
+    __slots__ = ()
 
     # ------------------------------------------------------------------ ticks
     def tick(self) -> None:
         self.ticks += 1
-        self._tick_fn()
+        if self.state == _LEADER:
+            self.tick_heartbeat()
+        else:
+            self.tick_election()
 
     def tick_election(self) -> None:
         self.election_elapsed += 1
@@ -270,113 +89,6 @@ class Raft:
         """Advance only the clocks: no heartbeats, no elections, but leases expire."""
         self.ticks += 1
         self.election_elapsed += 1
-
-    # ------------------------------------------------------------------ sending
-    def send(self, m: Message) -> None:
-        if m.from_ == NONE:
-            # Forwarded requests (TransferLeader names the transferee in from_) keep theirs.
-            m.from_ = self.id
-        if m.type in _VOTE_MESSAGES:
-            if m.term == 0:
-                # Vote messages carry the term they are about (ours + 1 for PreVote).
-                raise InvariantViolated(f"node {self.id}: {m.type.name} sent without a term")
-        else:
-            if m.term != 0:
-                raise InvariantViolated(f"node {self.id}: {m.type.name} with preset term")
-            # Proposals and forwarded reads travel as local messages (term 0).
-            if m.type not in _TERMLESS_MESSAGES:
-                m.term = self.term
-        self.msgs.append(m)
-
-    # ------------------------------------------------------------------ log
-    def append_entry(self, es: list[Entry]) -> bool:
-        li = self.raft_log.last_index()
-        ents = [Entry(self.term, li + 1 + i, e.type, e.data) for i, e in enumerate(es)]
-        if not self.increase_uncommitted_size(ents):
-            log.debug("node %d: uncommitted size limit reached, proposal dropped", self.id)
-            return False
-        li = self.raft_log.append(ents)
-        me = self.tracker.progress.get(self.id)
-        if me is not None:
-            me.maybe_update(li)
-        self.maybe_commit()
-        return True
-
-    def maybe_commit(self) -> bool:
-        return leader.maybe_commit(self)
-
-    def increase_uncommitted_size(self, ents: list[Entry]) -> bool:
-        s = sum(len(e.data) for e in ents)
-        if (
-            self.max_uncommitted_size > 0
-            and self.uncommitted_size > 0
-            and s > 0
-            and self.uncommitted_size + s > self.max_uncommitted_size
-        ):
-            return False
-        self.uncommitted_size += s
-        return True
-
-    def reduce_uncommitted_size(self, ents: list[Entry]) -> None:
-        if self.uncommitted_size == 0:
-            return  # fast path for followers, which do not track it
-        s = sum(len(e.data) for e in ents)
-        self.uncommitted_size = max(0, self.uncommitted_size - s)
-
-    # ------------------------------------------------------------------ elections
-    def hup(self, t: CampaignType) -> None:
-        if self.state == StateType.LEADER:
-            log.debug("node %d ignoring Hup: already leader", self.id)
-            return
-        if not self.promotable():
-            log.debug("node %d is not promotable and cannot campaign", self.id)
-            return
-        if self.has_unapplied_conf_change():
-            log.debug("node %d: committed conf change not yet applied, no campaign", self.id)
-            return
-        self.campaign(t)
-
-    def has_unapplied_conf_change(self) -> bool:
-        rl = self.raft_log
-        if rl.applied >= rl.committed:
-            return False
-        lo = max(rl.applied + 1, rl.first_index())
-        for e in rl.slice(lo, rl.committed + 1):
-            if e.type == EntryType.CONF_CHANGE:
-                return True
-        return False
-
-    def campaign(self, t: CampaignType) -> None:
-        if t == CampaignType.PRE_ELECTION:
-            self.become_pre_candidate()
-            vote_msg = MT.PRE_VOTE
-            term = self.term + 1  # the term we would campaign at; ours does not change
-        else:
-            self.become_candidate()
-            vote_msg = MT.VOTE
-            term = self.term
-        if self.poll(self.id, vote_resp_type(vote_msg), True) == VoteResult.WON:
-            # Single-voter cluster: we won at once.
-            if t == CampaignType.PRE_ELECTION:
-                self.campaign(CampaignType.ELECTION)
-            else:
-                self.become_leader()
-            return
-        ctx = CAMPAIGN_TRANSFER if t == CampaignType.TRANSFER else b""
-        last_index = self.raft_log.last_index()
-        last_term = self.raft_log.last_term()
-        for v in self.tracker.voters:
-            if v == self.id:
-                continue
-            self.send(
-                Message(vote_msg, to=v, term=term, index=last_index, log_term=last_term,
-                        context=ctx)
-            )
-
-    def poll(self, node: int, t: MessageType, granted: bool) -> VoteResult:
-        self.tracker.record_vote(node, granted)
-        _, _, res = self.tracker.tally_votes()
-        return res
 
     # ------------------------------------------------------------------ step
     def step(self, m: Message) -> None:
@@ -415,7 +127,7 @@ class Raft:
         elif m.type in (MT.VOTE, MT.PRE_VOTE):
             self._handle_vote(m)
         else:
-            self._step_fn(self, m)
+            _ROLE_STEPS[self.state](self, m)
 
     def _handle_vote(self, m: Message) -> None:
         can_vote = (
@@ -425,9 +137,7 @@ class Raft:
             # A PreVote for a future term.
             or (m.type == MT.PRE_VOTE and m.term > self.term)
         )
-        up_to_date = BUG_NO_UP_TO_DATE_CHECK in self.bugs or self.raft_log.is_up_to_date(
-            m.index, m.log_term
-        )
+        up_to_date = self.rules.vote_log_ok(self.raft_log, m.index, m.log_term)
         resp = vote_resp_type(m.type)
         if can_vote and up_to_date:
             log.debug("node %d granted %s to %d at term %d", self.id, m.type.name, m.from_,
@@ -440,75 +150,6 @@ class Raft:
         else:
             self.send(Message(resp, to=m.from_, term=self.term, reject=True))
 
-    # ------------------------------------------------------------------ follower handlers
-    def handle_append_entries(self, m: Message) -> None:
-        rl = self.raft_log
-        if m.index < rl.committed:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=rl.committed))
-            return
-        mlast, ok = rl.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if ok:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=mlast))
-            return
-        # Reject with a hint: the largest index whose term is <= the probe's log term, so
-        # that the leader can skip a whole term of mismatching entries at once.
-        hint_index = min(m.index, rl.last_index())
-        hint_index, hint_term = rl.find_conflict_by_term(hint_index, m.log_term)
-        self.send(Message(MT.APP_RESP, to=m.from_, index=m.index, reject=True,
-                          reject_hint=hint_index, log_term=hint_term))
-
-    def handle_heartbeat(self, m: Message) -> None:
-        self.raft_log.commit_to(m.commit)
-        # Echo the leader's clock reading (index): it dates the lease this ack extends.
-        self.send(Message(MT.HEARTBEAT_RESP, to=m.from_, index=m.index, context=m.context))
-
-    def handle_snapshot(self, m: Message) -> None:
-        s = m.snapshot
-        if s is not None and self.restore(s):
-            self.send(Message(MT.APP_RESP, to=m.from_, index=self.raft_log.last_index()))
-        else:
-            self.send(Message(MT.APP_RESP, to=m.from_, index=self.raft_log.committed))
-
-    def restore(self, s: Snapshot) -> bool:
-        """Install snapshot s; False if it is stale or already covered by our log."""
-        md = s.metadata
-        if md.index <= self.raft_log.committed:
-            return False
-        if self.state != StateType.FOLLOWER:
-            # Defensive (etcd): only followers restore; never become leader from here.
-            self.become_follower(self.term + 1, NONE)
-            return False
-        cs = md.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            # Unlike etcd (which refuses it and relies on etcdserver always sending a fresh
-            # snapshot), install it: a member added after the leader's last snapshot would
-            # otherwise never catch up. We are simply not promotable until the entry that
-            # added us is applied; nothing here assumes we are in the tracker.
-            log.info("node %d: installing snapshot %d that predates our membership", self.id,
-                     md.index)
-        if self.raft_log.match_term(md.index, md.term):
-            # We already have the snapshot's last entry: just fast-forward the commit.
-            self.raft_log.commit_to(md.index)
-            return False
-        self.raft_log.restore(s)
-        self.restore_conf(cs)
-        log.info("node %d restored snapshot at index %d term %d", self.id, md.index, md.term)
-        return True
-
     # ------------------------------------------------------------------ conf changes
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         return confchange.apply_conf_change(self, cc)
-
-    # ------------------------------------------------------------------ ready support
-    def advance(self, committed: list[Entry], entries: list[Entry], snap: Snapshot) -> None:
-        if committed:
-            self.reduce_uncommitted_size(committed)
-            self.raft_log.applied_to(committed[-1].index)
-        if entries:
-            last = entries[-1]
-            self.raft_log.stable_to(last.index, last.term)
-        if not snap.is_empty():
-            self.raft_log.stable_snap_to(snap.metadata.index)
-            # The application restored its state machine from the snapshot.
-            if snap.metadata.index > self.raft_log.applied:
-                self.raft_log.applied_to(snap.metadata.index)

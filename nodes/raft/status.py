@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from .state import RaftState
 from .types import ConfState, HardState, ProgressState, SoftState, StateType
-
-if TYPE_CHECKING:
-    from .raft import Raft
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +29,7 @@ class Status:
     conf_state: ConfState = field(default_factory=ConfState)
 
 
-def basic_status(r: Raft) -> Status:
+def basic_status(r: RaftState) -> Status:
     return Status(
         id=r.id,
         hard_state=r.hard_state(),
@@ -43,7 +40,7 @@ def basic_status(r: Raft) -> Status:
     )
 
 
-def status(r: Raft) -> Status:
+def status(r: RaftState) -> Status:
     """Like basic_status, plus every peer's progress when this node is the leader."""
     prs: dict[int, ProgressStatus] = {}
     if r.state == StateType.LEADER:

@@ -192,14 +192,3 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     must_sync: bool = False
-
-    def contains_updates(self) -> bool:
-        return (
-            self.soft_state is not None
-            or not self.hard_state.is_empty()
-            or not self.snapshot.is_empty()
-            or bool(self.entries)
-            or bool(self.committed_entries)
-            or bool(self.messages)
-            or bool(self.read_states)
-        )

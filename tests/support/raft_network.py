@@ -27,6 +27,7 @@ from nodes.raft import (
     ProposalDropped,
     RawNode,
     ReadState,
+    Ready,
     Snapshot,
     SnapshotMetadata,
     StateType,
@@ -93,6 +94,7 @@ class Network:
         self.delivered = 0
         self.trace: list[Message] = []  # every delivered message, in order
         self.drop_if: Callable[[Message], bool] | None = None  # ad-hoc fault predicate
+        self.on_ready: Callable[[SimNode, Ready], None] | None = None  # sees each Ready
         boot_voters = list(voters) if voters is not None else ids
         for i in ids:
             self.add_node(i, bootstrap_voters=boot_voters if bootstrap else None, **cfg)
@@ -186,6 +188,8 @@ class Network:
         if not n.up or not n.rn.has_ready():
             return []
         rd = n.rn.ready()
+        if self.on_ready is not None:
+            self.on_ready(n, rd)
         if not rd.snapshot.is_empty():
             n.storage.apply_snapshot(rd.snapshot)
             n.conf_state = rd.snapshot.metadata.conf_state
