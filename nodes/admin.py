@@ -201,7 +201,7 @@ class Admin:
 
     def members(self, body: dict[str, Any]) -> dict[str, Any]:
         op = body.get("op")
-        if op not in MEMBER_OPS:
+        if not isinstance(op, str) or op not in MEMBER_OPS:
             raise AdminFailure(400, f"field 'op' must be one of {', '.join(MEMBER_OPS)}")
         nid = self._node_id(body, "node")
         peer = body.get("peer")
