@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -14,6 +15,8 @@ from faultfs import control
 from faultfs.layer import STATE_DIR, Layer
 from tests.support.faultfs_machine import make_machine, read_tree
 from tests.support.faultfs_model import Tree
+
+pytestmark = pytest.mark.slow  # about 3 s on a quiet machine
 
 
 def _errno(e: OSError) -> int:
