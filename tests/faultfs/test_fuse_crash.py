@@ -220,3 +220,18 @@ def test_kill_then_drop_keeps_exactly_the_fsynced_prefix(ffs: Mount) -> None:
         time.sleep(0.05)
     status = ffs.ctl("status")
     assert status["open_handles"] == 0 and status["unsynced_files"] == 0
+
+
+def test_fsync_through_a_handle_after_an_unsynced_unlink(ffs: Mount) -> None:
+    """The unlink was never made durable, so the file comes back, with what was fsynced
+    through the handle that outlived its name."""
+    write_file(ffs.path("seg"), b"old", sync=True)
+    fsync_path(str(ffs.mnt))
+    fd = os.open(ffs.path("seg"), os.O_RDWR)
+    os.unlink(ffs.path("seg"))
+    os.pwrite(fd, b"new", 0)
+    os.fsync(fd)
+    os.pwrite(fd, b"!", 3)  # after the fsync: lost
+    os.close(fd)
+    ffs.ctl("lose-unsynced")
+    assert read(ffs.path("seg")) == b"new"
