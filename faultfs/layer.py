@@ -73,7 +73,9 @@ def _dtype(e: os.DirEntry[str]) -> int:
         return stat.S_IFDIR
     if e.is_symlink():
         return stat.S_IFLNK
-    return stat.S_IFREG if e.is_file(follow_symlinks=False) else stat.S_IFMT(e.stat(follow_symlinks=False).st_mode)
+    if e.is_file(follow_symlinks=False):
+        return stat.S_IFREG
+    return stat.S_IFMT(e.stat(follow_symlinks=False).st_mode)
 
 
 @dataclass
