@@ -147,7 +147,8 @@ def cmd_umount(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m faultfs", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m faultfs",
+                                description="Mount a faultfs over a backing directory, drive it, unmount it.")
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("mount", help="serve a faultfs over a backing directory")
     m.add_argument("mountpoint")
