@@ -281,3 +281,12 @@ def test_power_loss_in_the_middle_of_concurrent_writers(ffs: Mount) -> None:
         count = len(data) // 8
         assert data == b"".join(b"%07d;" % i for i in range(1, count + 1))
         assert count % 3 == 0 and count >= before[w] > 0, (w, count, before[w])
+
+
+def test_open_with_o_trunc_of_a_durable_file_is_undone(ffs: Mount) -> None:
+    write_file(ffs.path("conf"), b"durable config", sync=True)
+    fsync_path(str(ffs.mnt))
+    write_file(ffs.path("conf"), b"half-")  # O_TRUNC, rewrite, no fsync
+    assert read(ffs.path("conf")) == b"half-"
+    ffs.ctl("lose-unsynced")
+    assert read(ffs.path("conf")) == b"durable config"
