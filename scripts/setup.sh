@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-SYSTEM_PACKAGES=(iptables iproute2 openssh-server sudo docker.io faketime libfaketime etcd-server etcd-client chromium)
+SYSTEM_PACKAGES=(iptables iproute2 openssh-server sudo docker.io faketime libfaketime etcd-server etcd-client chromium fuse3)
 
 install_system_packages() {
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -10,7 +10,7 @@ from tests.support.env import REPO
 
 
 def test_packages_import() -> None:
-    for pkg in ("harness", "nodes", "nodes.raft", "workloads", "checkers", "reports", "configs"):
+    for pkg in ("harness", "nodes", "nodes.raft", "workloads", "checkers", "reports", "configs", "faultfs"):
         __import__(pkg)
 
 

@@ -1,0 +1,7 @@
+"""`python -m faultfs`: see faultfs.cli."""
+
+import sys
+
+from faultfs.cli import main
+
+sys.exit(main())
