@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.providers import local as local_provider
+from harness.providers.clock import LocalClocks
 from nodes.admin_client import AdminClient, AdminError
 from nodes.client import KVClient
 
@@ -46,6 +47,9 @@ class Cluster:
     spare: int = 1  # extra names (n4, ...) listed in --peers so they can join later
     extra: list[str] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)
+    #: When set, every node runs under libfaketime with its own clock log (clocks.init(name)
+    #: first), as the providers start them for clock faults.
+    clocks: LocalClocks | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -83,6 +87,10 @@ class Cluster:
     def start(self, name: str, join: bool = False, extra: list[str] | None = None) -> Member:
         m = self.members[name]
         m.log_path = self.root / f"{name}.log"
+        env = None
+        if self.clocks is not None:
+            env = {**os.environ, **self.clocks.env(name)}
+            env["PYTHONPATH"] = ":".join(p for p in (env["PYTHONPATH"], os.environ.get("PYTHONPATH")) if p)
         with open(m.log_path, "ab") as logf:
             m.proc = subprocess.Popen(
                 self.argv(name, join, extra),
@@ -90,6 +98,7 @@ class Cluster:
                 stdout=subprocess.DEVNULL,
                 stderr=logf,
                 start_new_session=True,
+                env=env,
             )
         return m
 
