@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import select
 import struct
 import sys
@@ -42,6 +43,8 @@ _CLOCK_REALTIME = 0
 _IN_CLOSE_WRITE, _IN_MOVED_TO = 0x8, 0x80
 _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
+#: What libfaketime leaves in /dev/shm per process (a semaphore, a shared memory object).
+_SHM_NAME = re.compile(r"^(?:sem\.)?faketime_(?:sem|shm)_(\d+)$")
 
 
 class ClockAgentError(Exception):
@@ -126,33 +129,58 @@ def step(anchor: Anchor, op: str, value: float, now: float) -> Anchor:
     return Anchor(anchor.nonce, anchor.applied + 1, now, clock, rate)
 
 
+class _LogTail:
+    """Reads the clock log as it grows: the provider only appends to it, or replaces it whole
+    (by rename, a new inode), so each read starts where the last one ended."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.ino: int | None = None
+        self.offset = 0
+        self.nonce = ""
+        self.count = 0  # operation lines read so far
+
+    def _restart(self, ino: int | None) -> None:
+        self.ino, self.offset, self.nonce, self.count = ino, 0, "", 0
+
+    def read(self) -> tuple[int, list[str]]:
+        """(index of the first new operation, the new operation lines)."""
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if st.st_ino != self.ino or st.st_size < self.offset:
+                    self._restart(st.st_ino)
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:  # not written yet: true time
+            self._restart(None)
+            return 0, []
+        except OSError as e:
+            raise ClockAgentError(f"{self.path}: {e.strerror}") from None
+        end = data.rfind(b"\n") + 1  # only complete lines: an append may be under way
+        lines = data[:end].decode("utf-8", "replace").split("\n")[:-1]
+        if self.offset == 0 and lines:
+            head = lines.pop(0).split()
+            if len(head) != 3 or " ".join(head[:2]) != HEADER:
+                raise ClockAgentError(f"{self.path}:1: not a faultline clock log (expected '{HEADER} <nonce>')")
+            self.nonce = head[2]
+        self.offset += end
+        ops = [ln for ln in lines if ln.strip()]
+        first = self.count
+        self.count += len(ops)
+        return first, ops
+
+
 class ClockAgent:
     def __init__(self, log_path: str) -> None:
         self.log_path = os.path.abspath(log_path)
         self.applied_path = self.log_path + ".applied"
         self.anchor: Anchor | None = None
+        self._tail = _LogTail(self.log_path)
         self._lock = threading.Lock()
         self._inotify = -1
 
     # ---- the log ----
-
-    def _read_log(self) -> tuple[str, list[str]]:
-        """(nonce, operation lines); ('', []) while the provider has not written the log."""
-        try:
-            with open(self.log_path, encoding="utf-8") as f:
-                text = f.read()
-        except FileNotFoundError:
-            return "", []
-        except OSError as e:
-            raise ClockAgentError(f"{self.log_path}: {e.strerror}") from None
-        # only complete lines: an append being written shows up at its end
-        lines = text.split("\n")[:-1]
-        if not lines:
-            return "", []
-        head = lines[0].split()
-        if len(head) != 3 or " ".join(head[:2]) != HEADER:
-            raise ClockAgentError(f"{self.log_path}:1: not a faultline clock log (expected '{HEADER} <nonce>')")
-        return head[2], [ln for ln in lines[1:] if ln.strip()]
 
     def _last_applied(self, nonce: str) -> Anchor | None:
         try:
@@ -173,26 +201,28 @@ class ClockAgent:
     def sync(self) -> None:
         """Apply every operation of the log not applied yet."""
         with self._lock:
-            nonce, ops = self._read_log()
+            first, ops = self._tail.read()
+            nonce = self._tail.nonce
             now = real_time()
             anchor = self.anchor
             if anchor is None or anchor.nonce != nonce:
                 # a fresh process continues the clock its node had; a new log starts true
                 anchor = self._last_applied(nonce) if nonce else None
-                if anchor is None:
+                if anchor is None or anchor.applied > self._tail.count:
                     anchor = Anchor(nonce, 0, now, now, 1.0)
-            if anchor.applied > len(ops):  # the log was replaced by a shorter one: start over
-                anchor = Anchor(nonce, 0, now, now, 1.0)
-            if anchor is self.anchor and anchor.applied == len(ops):
+            elif not ops:
                 return  # nothing new (an event for the log without a new line)
-            for i in range(anchor.applied, len(ops)):
+            for i, line in enumerate(ops, first):
+                if i < anchor.applied:
+                    continue  # applied by an earlier process of this node
                 try:
-                    op, value = parse_op(ops[i])
+                    op, value = parse_op(line)
                 except ValueError as e:
                     sys.stderr.write(f"faultline clock: {self.log_path}: operation {i + 1}: {e}; skipped\n")
                     anchor = Anchor(anchor.nonce, i + 1, anchor.real, anchor.clock, anchor.rate)
                     continue
                 anchor = step(anchor, op, value, now)
+                anchor.applied = i + 1
             self._install(anchor)
             if nonce and self.anchor is not None:
                 with open(self.applied_path, "a", encoding="utf-8") as f:
@@ -257,6 +287,37 @@ def _names(data: bytes) -> set[bytes]:
     return names
 
 
+def sweep_shm(folder: str = "/dev/shm") -> int:
+    """Remove what libfaketime left in /dev/shm for processes that are gone; how many files.
+
+    libfaketime makes a semaphore and a shared memory object for every process it is loaded
+    into and removes them when the process exits, but not when it is killed: every crash
+    fault would leave two files behind. Each node process clears them as it starts."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        m = _SHM_NAME.match(name)
+        if m is None:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue  # another user's live process (or not a pid at all)
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed += 1
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return removed
+
+
+# One agent per process: the process's libfaketime state is one too.
 _agent: ClockAgent | None = None
 
 
@@ -267,6 +328,7 @@ def start(log_path: str) -> ClockAgent:
         agent = ClockAgent(log_path)
         agent.watch()
         _agent = agent
+        sweep_shm()
     return _agent
 
 

@@ -169,3 +169,17 @@ def test_local_provider_clocks(tmp_path: Path) -> None:
         assert state is not None and state.rate == 2.0 and state.applied == 2
     finally:
         on.teardown()
+
+
+def test_what_killed_processes_left_in_dev_shm_is_removed(tmp_path: Path) -> None:
+    from harness.faketime_site.faultline_clock import sweep_shm
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    names = [f"faketime_shm_{gone.pid}", f"sem.faketime_sem_{gone.pid}",  # a killed node's
+             f"faketime_shm_{os.getpid()}", f"sem.faketime_sem_{os.getpid()}",  # a live one's
+             "faketime_shm_notapid", "other_file"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert sweep_shm(str(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
