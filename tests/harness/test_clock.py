@@ -183,3 +183,8 @@ def test_what_killed_processes_left_in_dev_shm_is_removed(tmp_path: Path) -> Non
         (tmp_path / name).write_bytes(b"x")
     assert sweep_shm(str(tmp_path)) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
+
+
+def test_the_probe_refuses_a_library_that_leaves_the_monotonic_clock_true(clocks: LocalClocks) -> None:
+    reason = clocks.probe({"FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    assert reason is not None and "the monotonic clock is not faked" in reason
