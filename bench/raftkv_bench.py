@@ -13,7 +13,13 @@ the machine is shared, and these say how much CPU the cell could get.
 
     .venv/bin/python bench/raftkv_bench.py [--seconds 5] [--clients 1,4,16,64] [--procs 4]
                                            [--mixes write-heavy,read-heavy] [--no-etcd] [--no-raftkv]
-                                           [--fsync-probe]
+                                           [--fsync-probe] [--faketime] [--ab ROUNDS]
+
+--faketime runs raftkv as a clock fault runs it (libfaketime with the monotonic clock faked
+and the clock agent, harness/providers/clock.py) with every clock left true: the cost of
+being ready for clock faults. --ab ROUNDS alternates fresh raftkv clusters without and with
+it, ROUNDS times each (the order flips every round, so a drifting machine load favours
+neither), and ends with the median of each column per variant.
 
 Prints a Markdown table (for docs/benchmarks.md). Every process started is killed at exit.
 """
@@ -43,6 +49,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from harness.providers.clock import LocalClocks, find_libfaketime  # noqa: E402
 from nodes.client import KVClient  # noqa: E402
 from tests.support.raftkv_cluster import Cluster, free_ports  # noqa: E402
 
@@ -221,8 +228,21 @@ def raftkv_fsyncs(c: Cluster) -> int:
 
 
 def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str, float],
-                 procs: int) -> list[Result]:
-    c = Cluster(root / "raftkv", spare=0)
+                 procs: int, faketime: bool = False) -> list[Result]:
+    clocks = None
+    if faketime:
+        lib = find_libfaketime()
+        if lib is None:
+            raise SystemExit("--faketime: libfaketime is not installed (Debian package libfaketime)")
+        clocks = LocalClocks(root / "clocks", lib)
+        reason = clocks.probe()
+        if reason is not None:
+            raise SystemExit(f"--faketime: {reason}")
+    c = Cluster(root, spare=0, clocks=clocks)
+    if clocks is not None:
+        for name in c.initial:
+            clocks.init(name)
+    system = "raftkv+faketime" if faketime else "raftkv"
     out = []
     try:
         c.start_all()
@@ -242,7 +262,7 @@ def bench_raftkv(root: Path, seconds: float, levels: list[int], mixes: dict[str,
 
         for mix, ratio in mixes.items():
             for n in levels:
-                res = Result("raftkv", mix, n)
+                res = Result(system, mix, n)
                 before = raftkv_fsyncs(c)
                 measure(make_op, n, seconds, ratio, res, pids, procs)
                 res.fsyncs = raftkv_fsyncs(c) - before
@@ -357,6 +377,42 @@ def bench_etcd(root: Path, seconds: float, levels: list[int], mixes: dict[str, f
     return out
 
 
+# ---- faked clocks: A/B ----
+
+def ab_rounds(root: Path, rounds: int, seconds: float, levels: list[int], mixes: dict[str, float],
+              procs: int) -> None:
+    runs: dict[bool, list[Result]] = {False: [], True: []}
+    for r in range(rounds):
+        for faked in (False, True) if r % 2 == 0 else (True, False):
+            runs[faked] += bench_raftkv(root / f"raftkv-{r}-{int(faked)}", seconds, levels, mixes, procs, faked)
+    print()
+    print("| system | mix | clients | rounds | median ops/s | median p50 ms | median p99 ms "
+          "| median server CPU ms/op |")
+    print("|---|---|---|---|---|---|---|---|")
+    for results in runs.values():
+        cells: dict[tuple[str, int], list[Result]] = {}
+        for res in results:
+            cells.setdefault((res.mix, res.clients), []).append(res)
+        for (mix, clients), rs in cells.items():
+            ops = median([x.ops / x.seconds for x in rs])
+            p50 = median([pct(x.lat_ms, 0.5) for x in rs])
+            p99 = median([pct(x.lat_ms, 0.99) for x in rs])
+            cpu = median([x.server_cpu / max(1, x.ops) * 1e3 for x in rs])
+            print(f"| {rs[0].system} | {mix} | {clients} | {len(rs)} | {ops:.0f} | {p50:.1f} | {p99:.1f} "
+                  f"| {cpu:.2f} |")
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def pct(lat: list[float], q: float) -> float:
+    lat = sorted(lat) or [0.0]
+    return lat[min(len(lat) - 1, int(len(lat) * q))]
+
+
 # ---- disk ----
 
 def _pct(xs: list[float]) -> str:
@@ -414,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="load generator processes (clients spread over them; default 1)")
     p.add_argument("--fsync-probe", action="store_true",
                    help="first time fsyncs alone / in sequence / at once (on stderr)")
+    p.add_argument("--faketime", action="store_true",
+                   help="raftkv under libfaketime and the clock agent, clocks true")
+    p.add_argument("--ab", type=int, default=0, metavar="ROUNDS",
+                   help="alternate raftkv without/with --faketime ROUNDS times each, then medians")
     args = p.parse_args(argv)
     levels = [int(x) for x in args.clients.split(",")]
     all_mixes = {"write-heavy": 0.9, "read-heavy": 0.1}
@@ -425,8 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.fsync_probe:
             print(fsync_probe(root), file=sys.stderr, flush=True)
-        if not args.no_raftkv:
-            bench_raftkv(root, args.seconds, levels, mixes, args.procs)
+        if args.ab:
+            ab_rounds(root, args.ab, args.seconds, levels, mixes, args.procs)
+        elif not args.no_raftkv:
+            bench_raftkv(root / "raftkv", args.seconds, levels, mixes, args.procs, args.faketime)
         if not args.no_etcd:
             if Path(ETCD).exists():
                 bench_etcd(root, args.seconds, levels, mixes, args.procs)

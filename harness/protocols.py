@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from harness.net.linkcond import LinkConditions
     from harness.net.proxy import ProxyHub
 
+if TYPE_CHECKING:
+    from harness.providers.clock import ClockOp, ClockState
+
 
 class HarnessError(Exception):
     """A failure of the run's infrastructure (exit code 3), as opposed to a finding."""
@@ -147,8 +150,8 @@ class Provider(Protocol):
         ...
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        """Set node's clock to real time + offset, running at `rate`. Raises HarnessError where
-        the provider cannot make clock faults real."""
+        """Set node's clock to real time + offset, running at `rate` from now on. Raises
+        HarnessError where the provider cannot make clock faults real."""
         ...
 
     def teardown(self) -> None: ...
@@ -179,6 +182,19 @@ class HttpPeerFronts(Protocol):
     rafthttp), so a member that advertises one peer URL can still be partitioned per link."""
 
     def http_peer_address(self, dst: str) -> tuple[str, int]: ...
+
+
+@runtime_checkable
+class ClockOperations(Protocol):
+    """Each node's clock takes Jepsen's clock faults one operation at a time (reset, jump, rate,
+    offset; harness/providers/clock.py), applied in the node's process at once and in order,
+    and says what it applied. A node that is down gets them when it starts."""
+
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None: ...
+
+    def clock_state(self, node: str) -> ClockState | None:
+        """node's clock as its agent last set it; None before a node process applied any."""
+        ...
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 from nodes.bugs import UnknownBug
+from nodes.fdwait import FdEvent
 from nodes.options import ConfigError, build_parser, config_from_args
 
 log = logging.getLogger("nodes")
@@ -57,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     clients.attach(node)  # served by the node loop itself
     admin.attach(node)
     node.start()
-    threading.Thread(target=admin.serve_forever, name="admin-server", daemon=True).start()
-    done = threading.Event()
+    # shutdown() waits for a poll interval of the node's clock: seconds at a slow clock rate
+    threading.Thread(target=admin.serve_forever, kwargs={"poll_interval": 0.1}, name="admin-server",
+                     daemon=True).start()
+    done = FdEvent()  # its timed wait polls: right under a faked clock too (nodes/fdwait.py)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         done.set()

@@ -13,12 +13,12 @@ import logging
 import socket
 import time
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from nodes import protocol
 from nodes.events import node_name
+from nodes.fdwait import wait_done
 from nodes.options import ConfigError, parse_addr, parse_name
 from nodes.poller import (
     ACCEPT_BACKOFF_MAX,
@@ -30,6 +30,7 @@ from nodes.poller import (
 from nodes.raft import ConfChange, ConfChangeType, ConfState, ProposalDropped
 from nodes.ratelog import Throttled
 from nodes.status import status_document
+from nodes.steadyclock import SteadyClock
 
 if TYPE_CHECKING:
     from nodes.node import Node
@@ -165,10 +166,10 @@ class Admin:
         self.node = node
 
     def _wait(self, fut: Future[Any], timeout: float) -> Any:
+        if not wait_done(fut, timeout):
+            raise AdminFailure(504, "node loop did not answer in time")
         try:
-            return fut.result(timeout=timeout)
-        except FutureTimeout as e:
-            raise AdminFailure(504, "node loop did not answer in time") from e
+            return fut.result()
         except TimeoutError as e:
             raise AdminFailure(504, str(e)) from e
         except ProposalDropped as e:
@@ -191,8 +192,9 @@ class Admin:
     def transfer_leader(self, body: dict[str, Any]) -> dict[str, Any]:
         to = self._node_id(body, "to")
         self._wait(self.node.call(lambda: self.node.rn.transfer_leader(to)), 2.0)
-        deadline = time.monotonic() + TRANSFER_WAIT
-        while time.monotonic() < deadline:
+        clock = SteadyClock()
+        deadline = clock.now() + TRANSFER_WAIT
+        while clock.now() < deadline:
             st = self.status({})
             if st["lead"] == node_name(to):
                 return {"lead": st["lead"], "term": st["term"]}

@@ -46,7 +46,9 @@ class EventLog:
             self.flush()
 
     def maybe_flush(self) -> None:
-        if self._buf and time.monotonic() - self._last_flush >= FLUSH_INTERVAL:
+        since = time.monotonic() - self._last_flush
+        # negative: the node's (faked) clock stepped back; flush rather than wait out the step
+        if self._buf and (since >= FLUSH_INTERVAL or since < 0):
             self.flush()
 
     def flush(self) -> None:

@@ -3,7 +3,8 @@
 The loop thread waits on a Poller (nodes/poller.py) and reads peer frames itself; other
 threads (client and admin handlers, peer senders) append items to the inbox and wake it.
 Each iteration drains the whole inbox into the RawNode (so many proposals share one fsync:
-group commit), ticks on the monotonic clock, then handles Ready in etcd's order: persist
+group commit), ticks on the node's steady clock (nodes/steadyclock.py: the monotonic clock,
+never stepping back), then handles Ready in etcd's order: persist
 snapshot, entries and hard state, fsync if must_sync, send messages, apply committed
 entries, advance -- except that a leader's appends are sent before its fsync
 (nodes/early_send.py).
@@ -16,7 +17,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -26,6 +26,7 @@ from typing import Any
 from nodes import snap
 from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
+from nodes.fdwait import FdEvent, join_within
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
 from nodes.peerfilter import PeerFilter
@@ -53,6 +54,7 @@ from nodes.raft import (
 from nodes.ratelog import Throttled
 from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
 from nodes.snapwriter import SnapshotWriter
+from nodes.steadyclock import SteadyClock
 from nodes.transport import Transport
 from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot, fsync_dir
 
@@ -171,13 +173,14 @@ class Node:
         self._synced = False
         self.last_vote = (disk.hard_state.term, disk.hard_state.vote)
         self.quiesced = False
-        self.stopped = threading.Event()
         # which peers and peer messages reach the RawNode (nodes/peerfilter.py)
         self.peer_filter = PeerFilter(
             cfg.raft_id, set(cfg.peers) - {cfg.raft_id}, removed=dict(disk.removed), drop_removed=cfg.drop_removed_peers
         )
         self.peer_filter.set_conf(disk.boot_conf)
         self._dropped = Throttled(log)
+        self.clock = SteadyClock()
+        self.stopped = FdEvent()  # set when the loop has shut down
         try:
             self.transport = Transport(
                 cfg.listen,
@@ -220,7 +223,7 @@ class Node:
 
     def stop(self) -> None:
         self.post(_Stop())
-        self._thread.join(timeout=5.0)
+        join_within(self._thread, self.stopped, 5.0)
         self.transport.stop()
         self.poller.close()
 
@@ -255,7 +258,7 @@ class Node:
     def submit(self, req: Request, from_loop: bool = False) -> Future[Reply]:
         """Queue a client request; the future is completed on the loop thread."""
         fut: Future[Reply] = Future()
-        deadline = time.monotonic() + self.cfg.request_timeout
+        deadline = self.clock.now() + self.cfg.request_timeout
         item = _Get(req, fut, deadline) if req.op == "get" else WriteWait(req, fut, deadline)
         if from_loop:
             self.inbox.append(item)  # drained in this same iteration: no wake-up needed
@@ -273,12 +276,13 @@ class Node:
 
     def _loop(self) -> None:
         tick = self.cfg.tick_interval_ms / 1000.0
-        next_tick = time.monotonic() + tick
+        clock = self.clock
+        next_tick = clock.now() + tick
         try:
             inbox = self.inbox
             while True:
                 # peer frames read here land in the inbox too
-                self.poller.wait(0.0 if inbox else max(0.0, next_tick - time.monotonic()))
+                self.poller.wait(0.0 if inbox else max(0.0, next_tick - clock.now()))
                 stop = False
                 n = 0
                 while inbox and n < MAX_DRAIN:
@@ -290,9 +294,7 @@ class Node:
                     n += 1
                 self._flush_proposals()
                 self._flush_reads()
-                now = time.monotonic()
-                if next_tick - now > tick:
-                    next_tick = now + tick  # the clock jumped back: keep ticking
+                now = clock.now()
                 if now >= next_tick:
                     if self.quiesced:
                         self.rn.tick_quiesced()
@@ -633,7 +635,7 @@ class Node:
         except ProposalDropped:
             fut.set_exception(ProposalDropped(f"not leader (leader {self._leader_hint()})"))
             return
-        self.pending.confs[rid] = ConfWait(fut, time.monotonic() + 2 * self.cfg.request_timeout)
+        self.pending.confs[rid] = ConfWait(fut, self.clock.now() + 2 * self.cfg.request_timeout)
 
     def next_rid(self) -> str:
         return f"{self._rid_prefix}.{next(self._rid)}"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nodes import snap
+from nodes.fdwait import FdEvent, join_within
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class SnapshotWriter:
         self.pending_index = 0  # index of the file being written
         self._q: queue.Queue[snap.SnapshotFile | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._finished = FdEvent()
 
     def submit(self, sf: snap.SnapshotFile) -> None:
         if self._thread is None:
@@ -42,6 +44,12 @@ class SnapshotWriter:
         self._q.put(sf)
 
     def _run(self) -> None:
+        try:
+            self._write_all()
+        finally:
+            self._finished.set()
+
+    def _write_all(self) -> None:
         while True:
             sf = self._q.get()
             if sf is None:
@@ -58,4 +66,4 @@ class SnapshotWriter:
         """Finish the file in hand (a clean shutdown keeps it), then end the thread."""
         if self._thread is not None:
             self._q.put(None)
-            self._thread.join(timeout)
+            join_within(self._thread, self._finished, timeout)

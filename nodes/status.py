@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from nodes.events import node_name
@@ -32,5 +33,8 @@ def status_document(node: Node) -> dict[str, Any]:
         "last_index": node.storage.last_index(),
         "fsyncs": node.wal.fsyncs,
         "read_mode": node.cfg.read_mode,
+        # the node's own clocks, as a clock fault left them: Raft ticks so far and the wall clock
+        "ticks": node.rn.raft.ticks,
+        "wall_clock": time.time(),
     }
 

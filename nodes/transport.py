@@ -42,8 +42,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nodes.fdwait import FdEvent, join_within
 from nodes.poller import Acceptor, Poller
 from nodes.ratelog import Throttled
+from nodes.steadyclock import SteadyClock
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,8 @@ def _still_open(sock: socket.socket) -> bool:
 def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
     """sendall for a non-blocking socket, giving up after timeout seconds."""
     view = memoryview(data)
-    deadline = time.monotonic() + timeout
+    clock = SteadyClock()
+    deadline = clock.now() + timeout
     while view:
         try:
             n = sock.send(view)
@@ -109,7 +112,7 @@ def _send_all(sock: socket.socket, data: bytes, timeout: float) -> None:
             n = 0
         view = view[n:]
         if view:
-            left = deadline - time.monotonic()
+            left = deadline - clock.now()
             if left <= 0:
                 raise TimeoutError("send timed out")
             select.select([], [sock], [], left)
@@ -171,7 +174,9 @@ class _Peer:
     def _take_batch(self) -> list[Outgoing] | None:
         with self.cond:
             while not self.pending and not self.stopping and not self.t.stopped.is_set():
-                self.cond.wait(0.5)
+                # untimed (a timed lock wait hangs under a faked clock): send() and stop()
+                # notify, and Transport.stop() stops every peer
+                self.cond.wait()
             if self.stopping or self.t.stopped.is_set():
                 return None
             batch: list[Outgoing] = []
@@ -382,7 +387,7 @@ class Transport:
         self.on_frame = on_frame
         self.on_unreachable = on_unreachable
         self.on_snapshot_status = on_snapshot_status
-        self.stopped = threading.Event()
+        self.stopped = FdEvent()  # its timed wait (the reconnect backoff) polls
         self._own_poller = poller is None
         self.poller = poller if poller is not None else Poller()
         self._peers: dict[int, _Peer] = {}
@@ -391,6 +396,7 @@ class Transport:
         self._server = socket.create_server(listen, reuse_port=False)
         self._server.setblocking(False)
         self._io_thread: threading.Thread | None = None
+        self._io_finished = FdEvent()
 
     def start(self) -> None:
         self.poller.register_listener(self._server, Acceptor("transport", self._accepted))
@@ -399,8 +405,11 @@ class Transport:
             self._io_thread.start()
 
     def _io(self) -> None:
-        while not self.stopped.is_set():
-            self.poller.wait(0.5)
+        try:
+            while not self.stopped.is_set():
+                self.poller.wait(0.5)
+        finally:
+            self._io_finished.set()
 
     def set_peer(self, peer_id: int, addr: tuple[str, int]) -> None:
         """Learn (or change) the address of a peer, e.g. from a conf change."""
@@ -487,7 +496,7 @@ class Transport:
         self.stopped.set()
         if self._io_thread is not None:
             self.poller.wake()
-            self._io_thread.join(timeout=5.0)
+            join_within(self._io_thread, self._io_finished, 5.0)
         self.poller.unregister(self._server)
         try:
             self._server.close()

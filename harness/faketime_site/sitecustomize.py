@@ -1,23 +1,20 @@
-"""Loaded (via PYTHONPATH) into node processes that run under libfaketime on the local provider.
+"""Loaded (through PYTHONPATH) into every node process that runs under libfaketime.
 
-With FAKETIME_DONT_FAKE_MONOTONIC=1, libfaketime 0.9.10 fakes only the wall clock, as a real
-clock fault (settimeofday, NTP jump) would; but its clock_nanosleep wrapper then rejects
-Python's absolute monotonic deadlines with EINVAL, so every time.sleep() fails. Sleeping
-through select() waits the same monotonic interval without that call.
+It starts the node's clock agent (faultline_clock.py) before the node's own code runs, so the
+node never reads a clock the provider did not mean it to have. A node whose clock cannot be
+kept stops here with one line naming why: a run must not go on with clocks it cannot control.
 """
 
-import select
-import time
+import os
+import sys
 
-_real_sleep = time.sleep
-
-
-def _sleep(secs: float) -> None:
+_log = os.environ.get("FAULTLINE_CLOCK_LOG")
+if _log:
     try:
-        _real_sleep(secs)
-    except OSError:
-        if secs > 0:
-            select.select([], [], [], secs)
+        import faultline_clock
 
-
-time.sleep = _sleep  # type: ignore[assignment]  # same behaviour for the floats nodes pass
+        faultline_clock.start(_log)
+    except Exception as e:  # noqa: BLE001 -- any failure: one line, then out
+        sys.stderr.write(f"faultline clock: {_log}: {e}\n")
+        sys.stderr.flush()
+        os._exit(3)

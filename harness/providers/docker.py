@@ -6,8 +6,8 @@ Nothing can be pulled, so by default the provider builds the node image itself f
 instead (kept). Containers run with `--init` (so killed daemons are reaped), NET_ADMIN
 (iptables partitions inside the container) and the label `faultline.run=<id>`, on a network
 `fl-<id>` of their own. Partitions are iptables rules inside the containers. Clock faults,
-when a test asks for them, use the host's libfaketime built into the image, with a control
-file per node under /opt/faultline (as on ssh). If the engine is not reachable, setup says so
+when a test asks for them, use the host's libfaketime built into the image, with a clock log
+per node under /opt/faultline (as on ssh). If the engine is not reachable, setup says so
 in one line and creates nothing; a later run removes what a crashed one left.
 
 Config:
@@ -34,15 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
+from harness.providers.clock import ClockOp, ClockState, find_libfaketime, set_ops
 from harness.providers.docker_image import collect_rootfs, default_python, write_rootfs_tar
-from harness.providers.local import find_libfaketime
-from harness.providers.remote_clock import (
-    LIBFAKETIME_GLOB,
-    install_shims,
-    node_clock_env,
-    probe_clock,
-    write_clock,
-)
+from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +44,7 @@ LABEL = "faultline.run"
 PEER_PORT, CLIENT_PORT, ADMIN_PORT = 7000, 7001, 7002
 #: Repository of the images the provider builds (tag: the run id).
 BUILT_IMAGE_REPO = "fl-node"
-#: The provider's own directory in each container (clock control files, sleep shim).
+#: The provider's own directory in each container (clock logs, clock agent).
 NODE_DIR = "/opt/faultline"
 OPTS = ("image", "docker", "host", "subnet", "python")
 
@@ -213,7 +207,7 @@ class DockerProvider:
         self.want_clock = clock
         self.supports_clock = False
         self.clock_refusal = "clock faults were not asked for when the containers were made"
-        self._libfaketime: dict[str, str] = {}
+        self.clocks: dict[str, RemoteClocks] = {}
 
     def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
         problem = engine_problem(self.docker)
@@ -239,7 +233,7 @@ class DockerProvider:
             if self.want_clock:
                 for node in nodes:
                     self._prepare_clock(node)
-                self.supports_clock = len(self._libfaketime) == len(nodes)
+                self.supports_clock = len(self.clocks) == len(nodes)
         except BaseException:
             self.teardown()
             raise
@@ -251,13 +245,14 @@ class DockerProvider:
         find = f'for f in {LIBFAKETIME_GLOB}; do [ -e "$f" ] && echo "$f" && break; done; true'
         lib = remote.run(["sh", "-c", find]).stdout.strip()
         if not lib:
-            self.clock_refusal = f"{node}: libfaketime is not in the image (Debian package faketime on the host)"
+            self.clock_refusal = f"{node}: libfaketime is not in the image (Debian package libfaketime on the host)"
             return
-        write_clock(remote, NODE_DIR, node, 0.0, 1.0, sudo=False)
-        install_shims(remote, NODE_DIR)
-        problem = probe_clock(remote, node_clock_env(lib, NODE_DIR, node), "python3", lib)
+        clocks = RemoteClocks(remote, NODE_DIR, lib, sudo=False)
+        clocks.install_shims()
+        problem = clocks.probe("python3")
         if problem is None:
-            self._libfaketime[node] = lib
+            clocks.init(node)
+            self.clocks[node] = clocks
         else:
             self.clock_refusal = f"{node}: {problem}"
             log.warning("docker: clock faults unavailable: %s", self.clock_refusal)
@@ -324,15 +319,23 @@ class DockerProvider:
         self._grudged.clear()
 
     def node_env(self, node: str) -> dict[str, str]:
-        lib = self._libfaketime.get(node)
-        return {} if lib is None else node_clock_env(lib, NODE_DIR, node)
+        clocks = self.clocks.get(node)
+        return {} if clocks is None else clocks.env(node)
+
+    def _clocks(self, node: str) -> RemoteClocks:
+        clocks = self.clocks.get(node)
+        if clocks is None:
+            raise HarnessError(f"docker: clock faults unavailable on {node}: {self.clock_refusal}")
+        return clocks
+
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None:
+        self._clocks(node).append(node, ops)
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        if node not in self._libfaketime:
-            raise HarnessError(f"docker: clock faults unavailable on {node}: {self.clock_refusal}")
-        if rate <= 0:
-            raise HarnessError(f"docker: clock rate must be positive, got {rate}")
-        write_clock(self.remotes[node], NODE_DIR, node, offset_s, rate, sudo=False)
+        self.change_clock(node, set_ops(offset_s, rate))
+
+    def clock_state(self, node: str) -> ClockState | None:
+        return self._clocks(node).state(node)
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> DockerProvider:

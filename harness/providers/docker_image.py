@@ -100,6 +100,24 @@ def _libraries(paths: Iterable[str]) -> set[str]:
     return found
 
 
+#: Loaded by glibc with dlopen, so ldd does not list it: the unwinder pthread_exit needs (a
+#: Python daemon thread that wakes during interpreter shutdown exits through it; without it
+#: glibc aborts the process).
+DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
+
+
+def _dlopened_by_libc(libs: Iterable[str]) -> set[str]:
+    """The DLOPENED_BY_LIBC libraries found next to the libc among `libs`."""
+    found = set()
+    for lib in libs:
+        if os.path.basename(lib).startswith("libc.so"):
+            for name in DLOPENED_BY_LIBC:
+                cand = os.path.join(os.path.dirname(lib), name)
+                if os.path.exists(cand):
+                    found.add(cand)
+    return found
+
+
 def collect_rootfs(python: str, extra: Sequence[str] = ()) -> Rootfs:
     """Everything the image needs, from the host; `extra` files (libfaketime) under their paths."""
     if shutil.which("ldd") is None:
@@ -120,6 +138,7 @@ def collect_rootfs(python: str, extra: Sequence[str] = ()) -> Rootfs:
     # Libraries twice: extension modules' libraries may pull in further ones.
     libs = _libraries([*own, *tools.values()])
     libs |= _libraries(libs)
+    libs |= _dlopened_by_libc(libs)
     for path in [*own, *sorted(libs)]:
         fs.add(path)
     fs.files.update(tools)

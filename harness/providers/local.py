@@ -7,9 +7,9 @@ proxy per destination that learns each connection's sender from its HTTP headers
 (`harness.net.etcd_proxy`); partitions cut both kinds alike, and link faults degrade both
 (`harness.net.linkcond`): raftkv's links per Raft message (delay, jitter, loss, duplication,
 reordering), other systems' byte streams by delay only (delay, jitter, reordering across
-connections; loss and duplication are refused: see `link_refusal`). Clocks are faked
-per node with libfaketime's control file, when libfaketime is installed and works for Python
-programs here (probed once at setup).
+connections; loss and duplication are refused: see `link_refusal`). Each node's wall and
+monotonic clocks are its own (libfaketime driven by a clock log, harness.providers.clock), when
+libfaketime is installed and a node's Python runs right under it here (probed once at setup).
 """
 
 from __future__ import annotations
@@ -17,13 +17,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import random
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,90 +30,11 @@ from harness.net.etcd_proxy import HttpPeerProxies
 from harness.net.linkcond import BYTE_STREAM_LOSS, LinkConditions
 from harness.net.proxy import ProxyHub
 from harness.protocols import DB, HarnessError, NodeAddresses, RaftkvTransport, Remote
+from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
 from harness.remotes.local import LocalRemote
 from harness.run.leftovers import CONTROLLER_PID, controller_marker
 
 log = logging.getLogger(__name__)
-
-LIBFAKETIME_PATHS = (
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/faketime/libfaketime.so.1",
-)
-
-# A Python program using what a node uses (sleep, timed thread waits, select) under
-# libfaketime, checking that the fake wall-clock offset shows; some libfaketime builds hang
-# timed waits (sem_clockwait) or reject sleeps, which would freeze or crash a node.
-_PROBE = (
-    "import queue, selectors, socket, sys, threading, time\n"
-    "threading.Event().wait(0.05)\n"
-    "try:\n"
-    "    queue.Queue().get(timeout=0.05)\n"
-    "except queue.Empty:\n"
-    "    pass\n"
-    "time.sleep(0.05)\n"
-    "a, b = socket.socketpair(); s = selectors.DefaultSelector(); s.register(a, 1); s.select(0.05)\n"
-    "sys.exit(0 if time.time() - float(sys.argv[1]) > 500 else 4)\n"
-)
-
-#: The wall clock only: Raft ticks, timeouts and leases run on the monotonic clock, which a
-#: real clock fault (settimeofday, an NTP jump) does not move either.
-SHIM_DIR = Path(__file__).resolve().parents[1] / "faketime_site"
-
-
-def faketime_env(lib: str, control_file: str) -> dict[str, str]:
-    """Environment that runs a Python process under libfaketime with a live control file."""
-    return {
-        "LD_PRELOAD": lib,
-        "FAKETIME_TIMESTAMP_FILE": control_file,
-        "FAKETIME_NO_CACHE": "1",  # re-read the control file at every call: faults act at once
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        # libfaketime's "monotonic fix" for pthread_cond_timedwait turns every timed wait of a
-        # threaded Python process into a slow path (p99 of a thread hand-off 2 ms -> 180 ms);
-        # with monotonic time left real it is not needed.
-        "FAKETIME_FORCE_MONOTONIC_FIX": "0",
-        # sitecustomize that keeps time.sleep working in that mode (see its docstring)
-        "PYTHONPATH": str(SHIM_DIR),
-    }
-
-
-def find_libfaketime() -> str | None:
-    for cand in LIBFAKETIME_PATHS:
-        if Path(cand).exists():
-            return cand
-    return None
-
-
-def faketime_spec(offset_s: float, rate: float) -> str:
-    """libfaketime's relative-time spec: `+5.000000` or `-2.5 x2.000000`."""
-    spec = f"{offset_s:+f}"
-    if rate != 1.0:
-        spec += f" x{rate:f}"
-    return spec
-
-
-def probe_libfaketime(lib: str, work_dir: Path, env: dict[str, str] | None = None) -> str | None:
-    """None if a Python program runs correctly under `lib` with `env` (default: the plain
-    LD_PRELOAD + control file environment), else the reason it does not."""
-    ctl = work_dir / "faketime-probe.rc"
-    ctl.write_text(faketime_spec(1000.0, 1.0) + "\n")
-    base = env if env is not None else {"LD_PRELOAD": lib, "FAKETIME_TIMESTAMP_FILE": str(ctl), "FAKETIME_NO_CACHE": "1"}
-    full = {**os.environ, **base, "FAKETIME_TIMESTAMP_FILE": str(ctl)}
-    try:
-        p = subprocess.run(
-            [sys.executable, "-c", _PROBE, str(time.time())], env=full, capture_output=True, timeout=5, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return f"{lib} hangs timed thread waits of Python programs (sem_clockwait)"
-    finally:
-        ctl.unlink(missing_ok=True)
-    if p.returncode == 4:
-        return f"{lib} does not change the wall clock of Python programs here"
-    if p.returncode != 0:
-        last = (p.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-        return f"{lib} breaks Python programs: {last}"
-    return None
-
 
 @contextlib.contextmanager
 def reserved_ports(host: str, count: int) -> Iterator[list[int]]:
@@ -206,7 +123,7 @@ class LocalProvider:
         self._addrs: dict[str, NodeAddresses] = {}
         self._remotes: dict[str, LocalRemote] = {}
         self._want_clock = clock
-        self.libfaketime: str | None = None
+        self.clocks: LocalClocks | None = None
         self.clock_refusal = "clock faults are disabled for this run"
         self.supports_clock = False
         self._link_faults: dict[str, _LinkFault] = {}  # by owner, oldest first
@@ -245,17 +162,18 @@ class LocalProvider:
             return
         lib = find_libfaketime()
         if lib is None:
-            self.clock_refusal = "libfaketime is not installed (Debian package faketime)"
+            self.clock_refusal = "libfaketime is not installed (Debian package libfaketime)"
             return
-        reason = probe_libfaketime(lib, self.work_dir, faketime_env(lib, "unused"))
+        clocks = LocalClocks(self.work_dir / "clocks", lib)
+        reason = clocks.probe()
         if reason is not None:
             self.clock_refusal = reason
             log.warning("clock faults unavailable: %s", reason)
             return
-        self.libfaketime = lib
-        self.supports_clock = True
         for n in self.nodes:
-            self.set_clock(n, 0.0)
+            clocks.init(n)
+        self.clocks = clocks
+        self.supports_clock = True
 
     def addresses(self, node: str) -> NodeAddresses:
         try:
@@ -377,23 +295,24 @@ class LocalProvider:
 
     # ---- clocks ----
 
-    def _clock_file(self, node: str) -> Path:
-        return self.node_dir(node) / "faketime.rc"
-
     def node_env(self, node: str) -> dict[str, str]:
-        if not self.supports_clock or self.libfaketime is None:
-            return {}
-        return faketime_env(self.libfaketime, str(self._clock_file(node)))
+        return {} if self.clocks is None else self.clocks.env(node)
+
+    def _clocks(self, node: str) -> LocalClocks:
+        if self.clocks is None:
+            raise HarnessError(f"local provider: cannot change clocks: {self.clock_refusal}")
+        if node not in self._addrs:
+            raise HarnessError(f"local provider: unknown node {node!r}")
+        return self.clocks
+
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None:
+        self._clocks(node).append(node, ops)
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        if not self.supports_clock:
-            raise HarnessError(f"local provider: cannot change clocks: {self.clock_refusal}")
-        if rate <= 0:
-            raise HarnessError(f"local provider: clock rate must be > 0, got {rate}")
-        path = self._clock_file(node)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(faketime_spec(offset_s, rate) + "\n")
-        os.replace(tmp, path)  # the node never reads a half-written spec
+        self.change_clock(node, set_ops(offset_s, rate))
+
+    def clock_state(self, node: str) -> ClockState | None:
+        return self._clocks(node).state(node)
 
     # ---- teardown ----
 

@@ -22,7 +22,6 @@ so a later run cleans up after a crashed one without disturbing a concurrent liv
 from __future__ import annotations
 
 import fcntl
-import glob
 import logging
 import os
 import re
@@ -34,7 +33,7 @@ from typing import Any
 
 from harness.net.linkcond import LinkConditions
 from harness.protocols import DB, HarnessError, NodeAddresses, Remote
-from harness.providers.local import faketime_env, faketime_spec, probe_libfaketime
+from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
 from harness.remotes.netns import NetnsRemote, pid_alive
 
 log = logging.getLogger(__name__)
@@ -52,11 +51,6 @@ NO_NETEM = (
     "needs tc netem, which this kernel lacks (`tc qdisc add ... netem` fails: unknown qdisc kind); "
     "the netns provider can only drop packets at random (iptables statistic): use nemesis.links: [loss]"
 )
-
-
-def find_libfaketime() -> str | None:
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-    return found[0] if found else None
 
 
 def _sh(argv: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -160,11 +154,12 @@ class NetnsProvider:
     def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False) -> None:
         self.work_dir = Path(work_dir)
         self.run_id = run_id or secrets.token_hex(3)
-        # The libfaketime probe costs up to 5 s, so clock control is only set up when asked.
-        self.libfaketime = find_libfaketime() if clock else None
-        self.supports_clock = self.libfaketime is not None
+        # The libfaketime probe costs up to a few seconds: clocks are only set up when asked.
+        lib = find_libfaketime() if clock else None
+        self.clocks: LocalClocks | None = None if lib is None else LocalClocks(self.work_dir / "clocks", lib)
+        self.supports_clock = self.clocks is not None
         self.clock_refusal = (
-            "libfaketime is not installed (Debian package faketime)" if clock
+            "libfaketime is not installed (Debian package libfaketime)" if clock
             else "clock faults are disabled for this run"
         )
         self.bridge = f"{BRIDGE_PREFIX}{self.run_id}"
@@ -222,13 +217,12 @@ class NetnsProvider:
 
     def _setup_clock(self) -> None:
         """Clock faults only where libfaketime works for the node's programs (probed once)."""
-        if self.libfaketime is None:
+        if self.clocks is None:
             return
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        reason = probe_libfaketime(self.libfaketime, self.work_dir, faketime_env(self.libfaketime, "unused"))
+        reason = self.clocks.probe()
         if reason is not None:
             log.warning("netns: clock faults unavailable: %s", reason)
-            self.clock_refusal, self.libfaketime, self.supports_clock = reason, None, False
+            self.clock_refusal, self.clocks, self.supports_clock = reason, None, False
 
     def _create_bridge(self) -> None:
         _sh(["ip", "link", "add", self.bridge, "type", "bridge"])
@@ -257,8 +251,8 @@ class NetnsProvider:
             _sh([*inside, "iptables", "-w", "-A", "INPUT", "-j", chain])
         _sh(["ip", "link", "set", host_end, "master", self.bridge])
         _sh(["ip", "link", "set", host_end, "up"])
-        self._clock_file(node).parent.mkdir(parents=True, exist_ok=True)
-        self._clock_file(node).write_text(faketime_spec(0.0, 1.0) + "\n")
+        if self.clocks is not None:
+            self.clocks.init(node)
 
     def teardown(self) -> None:
         """Remove every namespace, link, rule and marker of this run. Never raises."""
@@ -364,27 +358,24 @@ class NetnsProvider:
         return out
 
     # -- clocks -------------------------------------------------------------------------
-    def _clock_file(self, node: str) -> Path:
-        return self.work_dir / "clocks" / f"{node}.faketime"
-
     def node_env(self, node: str) -> dict[str, str]:
-        if self.libfaketime is None:
-            return {}
-        # The same environment as the local provider's (wall clock only, sleep shim).
-        return faketime_env(self.libfaketime, str(self._clock_file(node)))
+        return {} if self.clocks is None else self.clocks.env(node)
 
-    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        if self.libfaketime is None:
+    def _clocks(self, node: str) -> LocalClocks:
+        if self.clocks is None:
             raise HarnessError(f"netns: cannot change clocks: {self.clock_refusal}")
         if node not in self.nodes:
             raise HarnessError(f"netns: unknown node {node!r}")
-        if rate <= 0:
-            raise HarnessError(f"netns: clock rate must be positive, got {rate}")
-        path = self._clock_file(node)
-        tmp = path.with_suffix(".tmp")
-        # Written then renamed so that a reading process never sees a half-written line.
-        tmp.write_text(faketime_spec(offset_s, rate) + "\n")
-        tmp.replace(path)
+        return self.clocks
+
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None:
+        self._clocks(node).append(node, ops)
+
+    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
+        self.change_clock(node, set_ops(offset_s, rate))
+
+    def clock_state(self, node: str) -> ClockState | None:
+        return self._clocks(node).state(node)
 
 
 def _rule_packets(listing: str, src_ip: str, comment: str) -> int:

@@ -10,9 +10,9 @@ provider_opts:
   strict_host_key_checking: true   # false is explicit and logged as a WARNING
   connect_timeout: 10
   retries: 3
-  dir: /tmp/faultline              # scratch dir on the hosts (clock control files)
+  dir: /tmp/faultline              # scratch dir on the hosts (clock logs, clock agent)
   ports: {peer: 7000, client: 7001, admin: 7002}
-  python: python3                  # runs the libfaketime probe when clock faults are asked
+  python: python3                  # the nodes' Python: runs the clock probe when clock faults are asked
   hosts:
     n1: {hostname: 192.168.1.11}   # any default may be overridden here; `address` is the
     n2: {hostname: 192.168.1.12}   # address other nodes see, if not the hostname
@@ -31,13 +31,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
-from harness.providers.remote_clock import (
-    LIBFAKETIME_GLOB,
-    install_shims,
-    node_clock_env,
-    probe_clock,
-    write_clock,
-)
+from harness.providers.clock import ClockOp, ClockState, set_ops
+from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 from harness.remotes.ssh import SSHHost, SSHRemote
 
 log = logging.getLogger(__name__)
@@ -85,8 +80,8 @@ class SSHProvider:
         self.hosts: dict[str, SSHHost] = {}
         self.remotes: dict[str, SSHRemote] = {}
         self.supports_clock = False
-        self._libfaketime: dict[str, str] = {}
-        self.clock_refusal = "libfaketime (Debian package faketime) is missing on some hosts"
+        self.clocks: dict[str, RemoteClocks] = {}
+        self.clock_refusal = "libfaketime (Debian package libfaketime) is missing on some hosts"
 
     # -- parallel helpers ---------------------------------------------------------------
     def on_all(self, fn: Callable[[str, SSHRemote], T], nodes: Sequence[str] | None = None) -> dict[str, T]:
@@ -121,7 +116,7 @@ class SSHProvider:
         except BaseException:
             self.teardown()
             raise
-        self.supports_clock = len(self._libfaketime) == len(nodes)
+        self.supports_clock = len(self.clocks) == len(nodes)
         log.info("ssh: connected to %d hosts (clock control %s)", len(nodes),
                  "on" if self.supports_clock else "off")
         return dict(self.remotes)
@@ -137,12 +132,12 @@ class SSHProvider:
         )
         found = remote.run(["sh", "-c", script, "sh", self.dir], sudo=True).stdout.strip()
         if found and self.want_clock:
-            write_clock(remote, self.dir, node, 0.0, 1.0, sudo=True)
-            install_shims(remote, self.dir)
-            python = str(self.opts.get("python", "python3"))
-            problem = probe_clock(remote, node_clock_env(found, self.dir, node), python, found)
+            clocks = RemoteClocks(remote, self.dir, found, sudo=True)  # the nodes run as root
+            clocks.install_shims()
+            problem = clocks.probe(str(self.opts.get("python", "python3")))
             if problem is None:
-                self._libfaketime[node] = found
+                clocks.init(node)
+                self.clocks[node] = clocks
             else:
                 self.clock_refusal = f"{node}: {problem}"
                 log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
@@ -190,15 +185,23 @@ class SSHProvider:
 
     # -- clocks -------------------------------------------------------------------------
     def node_env(self, node: str) -> dict[str, str]:
-        lib = self._libfaketime.get(node)
-        return {} if lib is None else node_clock_env(lib, self.dir, node)
+        clocks = self.clocks.get(node)
+        return {} if clocks is None else clocks.env(node)
+
+    def _clocks(self, node: str) -> RemoteClocks:
+        clocks = self.clocks.get(node)
+        if clocks is None:
+            raise HarnessError(f"ssh: clock faults need libfaketime on {node}: {self.clock_refusal}")
+        return clocks
+
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None:
+        self._clocks(node).append(node, ops)
 
     def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        if node not in self._libfaketime:
-            raise HarnessError(f"ssh: clock faults need libfaketime on {node} (Debian package faketime)")
-        if rate <= 0:
-            raise HarnessError(f"ssh: clock rate must be positive, got {rate}")
-        write_clock(self.remotes[node], self.dir, node, offset_s, rate, sudo=True)
+        self.change_clock(node, set_ops(offset_s, rate))
+
+    def clock_state(self, node: str) -> ClockState | None:
+        return self._clocks(node).state(node)
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:

@@ -1,11 +1,10 @@
 """The local provider and the raftkv adapter on real processes: partition a minority away and
-writes continue, heal, kill and restart the leader, clocks via libfaketime, nothing left behind."""
+writes continue, heal, kill and restart the leader, nothing left behind (clocks: test_clock.py)."""
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,11 +14,10 @@ import pytest
 
 from harness.db.raftkv import RaftkvDB
 from harness.protocols import HarnessError, NodeAddresses, Remote
-from harness.providers.local import LocalProvider, faketime_env, probe_libfaketime
+from harness.providers.local import LocalProvider
 from harness.remotes.local import pid_alive
 from harness.run.config import ConfigError, validate
 from nodes.admin_client import AdminClient, AdminError
-from tests.support.env import find_libfaketime
 
 pytestmark = pytest.mark.slow
 
@@ -90,23 +88,6 @@ def test_minority_partition_then_leader_kill(cluster: tuple[LocalProvider, Raftk
 def test_bad_bug_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="<config>: bugs: unknown raftkv bug 'no-such-bug'"):
         validate({"bugs": ["no-such-bug"], "nemesis": {"faults": []}})
-
-
-def test_faketime_env_moves_the_wall_clock_only(tmp_path: Path) -> None:
-    lib = find_libfaketime()
-    if lib is None:
-        pytest.skip("needs libfaketime (Debian package faketime)")
-    reason = probe_libfaketime(lib, tmp_path, faketime_env(lib, "unused"))
-    if reason is not None:
-        pytest.skip(f"libfaketime unusable here: {reason}")
-    ctl = tmp_path / "clock.rc"
-    ctl.write_text("+3600.000000\n")
-    script = "import time; t = time.time(); m = time.monotonic(); time.sleep(0.1); print(t, m)"
-    env = {**os.environ, **faketime_env(lib, str(ctl))}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=10, check=True)
-    fake_wall, fake_mono = map(float, out.stdout.split())
-    assert abs(fake_wall - time.time() - 3600) < 30
-    assert abs(fake_mono - time.monotonic()) < 30  # monotonic is the real one
 
 
 class ArchiveHostsProvider:

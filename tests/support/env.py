@@ -25,14 +25,9 @@ def require_binary(*names: str) -> None:
 
 
 def find_libfaketime() -> str | None:
-    for cand in (
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ):
-        if Path(cand).exists():
-            return cand
-    return None
+    from harness.providers.clock import find_libfaketime as find
+
+    return find()
 
 
 def procs_naming(text: str) -> list[int]:

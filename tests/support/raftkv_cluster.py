@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.providers import local as local_provider
+from harness.providers.clock import LocalClocks
 from nodes.admin_client import AdminClient, AdminError
 from nodes.client import KVClient
 
@@ -48,6 +49,9 @@ class Cluster:
     extra: list[str] = field(default_factory=list)
     members: dict[str, Member] = field(default_factory=dict)
     token: str | None = None  # the cluster's token: passed with --token-file, sent by admin()
+    #: When set, every node runs under libfaketime with its own clock log (clocks.init(name)
+    #: first), as the providers start them for clock faults.
+    clocks: LocalClocks | None = None
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -102,6 +106,10 @@ class Cluster:
             if max_fds is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, max_fds))
 
+        env = None
+        if self.clocks is not None:
+            env = {**os.environ, **self.clocks.env(name)}
+            env["PYTHONPATH"] = ":".join(p for p in (env["PYTHONPATH"], os.environ.get("PYTHONPATH")) if p)
         with open(m.log_path, "ab") as logf:
             m.proc = subprocess.Popen(
                 self.argv(name, join, extra),
@@ -110,6 +118,7 @@ class Cluster:
                 stderr=logf,
                 start_new_session=True,
                 preexec_fn=limit if max_fds is not None else None,
+                env=env,
             )
         return m
 

@@ -1,0 +1,1 @@
+"""Modules loaded into node processes that run under libfaketime (see sitecustomize.py)."""
