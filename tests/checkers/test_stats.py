@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from checkers.stats import HistoryFormatError, check
+from checkers.rundata import HistoryFormatError
+from checkers.stats import check
 
 MS = 1_000_000
 
