@@ -22,7 +22,11 @@ DESCRIPTIVE = ("stats",)
 
 
 class ResultsError(ValueError):
-    """A results.json that cannot be read; the message names the file."""
+    """A results.json that cannot be read; the message names the file, then why."""
+
+    def __init__(self, source: str | Path, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -38,7 +42,7 @@ class Results:
     def of(cls, doc: Any, source: str = RESULTS_FILE) -> Results:
         """From a parsed results.json; a document that is not an object is a ResultsError."""
         if not isinstance(doc, dict):
-            raise ResultsError(f"{source}: top level is not an object")
+            raise ResultsError(source, "top level is not an object")
         found = doc.get("checkers")
         entries = found.items() if isinstance(found, dict) else ()
         checkers = {str(name): CheckResult.from_json(str(name), entry) for name, entry in entries}
@@ -54,13 +58,13 @@ class Results:
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            raise ResultsError(f"{path}: missing") from None
+            raise ResultsError(path, "missing") from None
         except OSError as e:
-            raise ResultsError(f"{path}: cannot read: {e.strerror or e}") from None
+            raise ResultsError(path, f"cannot read: {e.strerror or e}") from None
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ResultsError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+            raise ResultsError(path, f"not valid JSON ({e.msg} at line {e.lineno})") from None
         return cls.of(doc, str(path))
 
     def checker(self, name: str) -> CheckResult | None:

@@ -188,19 +188,22 @@ def pair_ops(
     open_ops: dict[Any, Op] = {}
     ops: list[Op] = []
     for pos, rec in enumerate(records):
-        if strict:
-            _require(rec, pos)
-        process = rec.get("process")
+        try:  # subscripts: the common case, and much faster than .get
+            process, kind, f, t = rec["process"], rec["type"], rec["f"], rec["time"]
+        except KeyError:
+            if strict:
+                _refuse(rec, pos)
+            process, kind, f, t = rec.get("process"), rec.get("type"), rec.get("f"), rec.get("time")
         if process == NEMESIS:
             continue
-        kind = rec.get("type")
-        t = rec.get("time")
         if type(t) is not int:
+            if strict and (not isinstance(t, int | float) or isinstance(t, bool)):
+                raise HistoryFormatError(f"history op {rec.get('index', pos)}: time {t!r} is not a number")
             t = int(t) if isinstance(t, int | float) else 0
         key = process if type(process) is int or type(process) is str else _hashable(process)
         if kind == "invoke":
-            op = Op(process, str(rec.get("f")), rec.get("key"), rec.get("value"), None, "info", t, None,
-                    None, rec.get("node"))  # fmt: skip
+            op = Op(process, f if type(f) is str else str(f), rec.get("key"), rec.get("value"), None, "info",
+                    t, None, None, rec.get("node"))  # fmt: skip
             open_ops[key] = op  # an earlier one still open stays indeterminate
             ops.append(op)
         elif kind in COMPLETIONS:
@@ -218,16 +221,9 @@ def pair_ops(
     return ops
 
 
-_REQUIRED = ("process", "type", "f", "time")
-
-
-def _require(rec: Mapping[str, Any], pos: int) -> None:
-    for name in _REQUIRED:
-        if name not in rec:
-            raise HistoryFormatError(f"history op {rec.get('index', pos)} lacks field {name!r}")
-    t = rec["time"]
-    if not isinstance(t, int | float) or isinstance(t, bool):
-        raise HistoryFormatError(f"history op {rec.get('index', pos)}: time {t!r} is not a number")
+def _refuse(rec: Mapping[str, Any], pos: int) -> None:
+    lacking = next(name for name in ("process", "type", "f", "time") if name not in rec)
+    raise HistoryFormatError(f"history op {rec.get('index', pos)} lacks field {lacking!r}")
 
 
 def _hashable(x: Any) -> Any:

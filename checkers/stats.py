@@ -30,18 +30,18 @@ def check(history: Iterable[Mapping[str, Any]]) -> CheckResult:
     records = history if isinstance(history, list) else list(history)
     unmatched: list[Mapping[str, Any]] = []
     paired = pair_ops(records, strict=True, unmatched=unmatched)
-    ops: dict[str, dict[str, int]] = {}
     latencies: dict[str, list[int]] = {}
-    times: list[int] = []
+    times = [int(r["time"]) for r in unmatched]
     for op in paired:
-        _count(ops, op.f, op.type)
         times.append(op.invoke)
         if op.complete is not None:
             times.append(op.complete)
             latencies.setdefault(op.f, []).append(op.complete - op.invoke)
-    for rec in unmatched:  # a completion whose invocation is missing still happened
-        _count(ops, str(rec["f"]), str(rec["type"]))
-        times.append(int(rec["time"]))
+    # a completion whose invocation is missing still happened: counted, without a latency
+    outcomes = Counter([(op.f, op.type) for op in paired] + [(str(r["f"]), str(r["type"])) for r in unmatched])
+    ops: dict[str, dict[str, int]] = {}
+    for (f, type_), n in outcomes.items():
+        ops.setdefault(f, dict.fromkeys(COMPLETIONS, 0))[type_] += n
     nemesis = dict(Counter(str(r["f"]) for r in records if r["process"] == NEMESIS))
     span_s = (max(times) - min(times)) / 1e9 if times else 0.0
     ok = sum(c["ok"] for c in ops.values())
@@ -52,13 +52,6 @@ def check(history: Iterable[Mapping[str, Any]]) -> CheckResult:
         "duration_s": round(span_s, 3),
         "nemesis": nemesis,
     })
-
-
-def _count(ops: dict[str, dict[str, int]], f: str, type_: str) -> None:
-    counts = ops.get(f)
-    if counts is None:
-        counts = ops[f] = dict.fromkeys(COMPLETIONS, 0)
-    counts[type_] += 1
 
 
 def _quantiles(latencies_ns: list[int]) -> dict[str, float]:

@@ -151,7 +151,7 @@ def test_lenient_pairing_takes_odd_records_and_strict_refuses_them() -> None:
     with pytest.raises(HistoryFormatError, match="history op 7: unknown type 'weird'"):
         pair_ops([{**odd[1], "index": 7}], strict=True)
     with pytest.raises(HistoryFormatError, match="time 'x' is not a number"):
-        pair_ops([rec(0, "nemesis", "info", "heal") | {"time": "x"}], strict=True)
+        pair_ops([rec(0, 2, "invoke") | {"time": "x"}], strict=True)
 
 
 events = st.fixed_dictionaries({
