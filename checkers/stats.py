@@ -1,63 +1,49 @@
 """Operation counts, latency quantiles and throughput of a history (results.json "stats").
 
-Latency is measured from an invoke to the completion of the same process (a process has at
-most one operation in flight) and covers every completion, info included: a timed-out
-operation cost its client that long. Throughput is ok completions per second over the span
-of the client operations. Nemesis operations are counted apart, per f.
+Operations are paired by `checkers.rundata.pair_ops` (Jepsen's semantics: an invocation never
+completed counts as info). Latency is measured from an invoke to the completion of the same
+process and covers every completion, info included: a timed-out operation cost its client
+that long. Throughput is ok completions per second over the span of the client operations.
+Nemesis operations are counted apart, per f.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from checkers.history import NEMESIS
 from checkers.result import CheckResult
-from checkers.rundata import StoredRun
+from checkers.rundata import StoredRun, pair_ops
 
 NAME = "stats"
 COMPLETIONS = ("ok", "fail", "info")
 QUANTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
 
 
-class HistoryFormatError(Exception):
-    """A history operation lacking a field the stats need (message names the op index)."""
-
-
 def check(history: Iterable[Mapping[str, Any]]) -> CheckResult:
-    """Stats of a history; always valid (stats judge nothing)."""
-    ops: dict[str, dict[str, int]] = {}
+    """Stats of a history; always valid (stats judge nothing). A record lacking process, type,
+    f or time is a HistoryFormatError naming it."""
+    records = history if isinstance(history, list) else list(history)
+    unmatched: list[Mapping[str, Any]] = []
+    paired = pair_ops(records, strict=True, unmatched=unmatched)
     latencies: dict[str, list[int]] = {}
-    nemesis: dict[str, int] = {}
-    pending: dict[Any, Mapping[str, Any]] = {}
-    first: int | None = None
-    last: int | None = None
-    for pos, op in enumerate(history):
-        try:
-            process, type_, f, t = op["process"], op["type"], op["f"], op["time"]
-        except KeyError as e:
-            raise HistoryFormatError(f"history op {op.get('index', pos)} lacks field {e}") from e
-        if process == "nemesis":
-            nemesis[f] = nemesis.get(f, 0) + 1
-            continue
-        first = t if first is None else min(first, t)
-        last = t if last is None else max(last, t)
-        if type_ == "invoke":
-            stale = pending.get(process)
-            if stale is not None:  # never completed: indeterminate, as in Jepsen
-                _count(ops, stale["f"], "info")
-            pending[process] = op
-            continue
-        if type_ not in COMPLETIONS:
-            raise HistoryFormatError(f"history op {op.get('index', pos)}: unknown type {type_!r}")
-        invoke = pending.pop(process, None)
-        _count(ops, f, type_)
-        if invoke is not None:
-            latencies.setdefault(f, []).append(t - invoke["time"])
-    for invoke in pending.values():
-        _count(ops, invoke["f"], "info")
-    span_s = (last - first) / 1e9 if first is not None and last is not None else 0.0
+    times = [int(r["time"]) for r in unmatched]
+    for op in paired:
+        times.append(op.invoke)
+        if op.complete is not None:
+            times.append(op.complete)
+            latencies.setdefault(op.f, []).append(op.complete - op.invoke)
+    # a completion whose invocation is missing still happened: counted, without a latency
+    outcomes = Counter([(op.f, op.type) for op in paired] + [(str(r["f"]), str(r["type"])) for r in unmatched])
+    ops: dict[str, dict[str, int]] = {}
+    for (f, type_), n in outcomes.items():
+        ops.setdefault(f, dict.fromkeys(COMPLETIONS, 0))[type_] += n
+    nemesis = dict(Counter(str(r["f"]) for r in records if r["process"] == NEMESIS))
+    span_s = (max(times) - min(times)) / 1e9 if times else 0.0
     ok = sum(c["ok"] for c in ops.values())
     return CheckResult(NAME, True, {
         "ops": ops,
@@ -66,13 +52,6 @@ def check(history: Iterable[Mapping[str, Any]]) -> CheckResult:
         "duration_s": round(span_s, 3),
         "nemesis": nemesis,
     })
-
-
-def _count(ops: dict[str, dict[str, int]], f: str, type_: str) -> None:
-    counts = ops.get(f)
-    if counts is None:
-        counts = ops[f] = dict.fromkeys(COMPLETIONS, 0)
-    counts[type_] += 1
 
 
 def _quantiles(latencies_ns: list[int]) -> dict[str, float]:

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reports.rundata import RunData, read_json, read_yaml
+from checkers.results import RESULTS_FILE
+from checkers.rundata import HISTORY_FILE, skim_history
+from reports.rundata import RunData, read_json, read_results, read_yaml
 from reports.summary import RunSummary, summarize
 from reports.svg import esc
 from reports.templating import environment, static
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("test.yaml", "history.jsonl", "results.json")
-_INVOKE = re.compile(rb'"type"\s*:\s*"invoke"')
-_NEMESIS = re.compile(rb'"process"\s*:\s*"nemesis"')
-_TIME = re.compile(rb'"time"\s*:\s*(\d+)')
-TAIL_BYTES = 64 * 1024
+RUN_FILES = ("test.yaml", HISTORY_FILE, RESULTS_FILE)
 VERDICT_COLOURS = {"valid": "#1a9850", "anomaly": "#d73027", "unknown": "#b8860b"}
 
 
@@ -32,40 +29,6 @@ class IndexRow:
     href: str  # relative to the store
     has_report: bool
     problems: list[str]
-
-
-def _scan_history(path: Path) -> tuple[int, int]:
-    """(client ops invoked, last time in ns) without parsing every line as JSON."""
-    ops = 0
-    with path.open("rb") as fh:
-        for line in fh:
-            if _INVOKE.search(line) and not _NEMESIS.search(line):
-                ops += 1
-    return ops, _last_time(path)
-
-
-def _last_time(path: Path) -> int:
-    """The largest `time` among the history's last lines (the file is appended in time order)."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        fh.seek(max(0, size - TAIL_BYTES))
-        tail = fh.read()
-    return max((int(m.group(1)) for m in _TIME.finditer(tail)), default=0)
-
-
-def _ops_from_stats(results: dict[str, Any] | None) -> int | None:
-    """Client ops counted by the stats checker ({f: {ok, fail, info}}), if it ran."""
-    checkers = results.get("checkers") if isinstance(results, dict) else None
-    stats = checkers.get("stats") if isinstance(checkers, dict) else None
-    per_f = stats.get("ops") if isinstance(stats, dict) else None
-    if not isinstance(per_f, dict) or not per_f:
-        return None
-    total = 0
-    for counts in per_f.values():
-        if not isinstance(counts, dict):
-            return None
-        total += sum(v for v in counts.values() if isinstance(v, int))
-    return total
 
 
 def find_runs(store: Path) -> list[Path]:
@@ -82,14 +45,16 @@ def _row(store: Path, run_dir: Path) -> IndexRow:
     run = RunData(run_dir=run_dir)
     if (run_dir / "test.yaml").is_file():
         run.test = read_yaml(run_dir / "test.yaml", run.problems)
-    if (run_dir / "results.json").is_file():
-        run.results = read_json(run_dir / "results.json", run.problems)
+    run.results = read_results(run_dir, run.problems)
     n_ops, last = 0, 0
-    hist = run_dir / "history.jsonl"
+    hist = run_dir / HISTORY_FILE
     if hist.is_file():
-        # a soak store holds many large histories: count from stats when the checker did
-        counted = _ops_from_stats(run.results)
-        n_ops, last = (counted, _last_time(hist)) if counted is not None else _scan_history(hist)
+        # a soak store holds many large histories, and the index is rendered after every run:
+        # never parse them; count from stats when the checker did, else skim
+        counted = run.results.op_count() if run.results is not None else None
+        skim = skim_history(hist, count_ops=counted is None)
+        n_ops = counted if counted is not None else skim.client_ops or 0
+        last = skim.last_time
     summary = summarize(run, n_ops=n_ops, duration_ns=last)
     has_report = (run_dir / "report.html").is_file()
     rel = run_dir.relative_to(store).as_posix()

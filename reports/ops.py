@@ -1,4 +1,5 @@
-"""Turns a history (invoke/complete lines) into operations and nemesis fault intervals."""
+"""Nemesis fault intervals of a history, and what the report draws on every time axis (client
+operations are paired by `checkers.rundata.pair_ops`)."""
 
 from __future__ import annotations
 
@@ -31,22 +32,6 @@ class Mark:
 
 
 @dataclass
-class Op:
-    """One client operation: its invocation paired with its completion (if any)."""
-
-    process: Any
-    f: str
-    key: Any
-    value: Any
-    output: Any
-    type: str  # ok | fail | info (info also for an invoke never completed)
-    invoke: int  # ns since test start
-    complete: int | None
-    error: str | None = None
-    node: str | None = None
-
-
-@dataclass
 class Fault:
     """A nemesis fault from its start to its end (or the end of the history)."""
 
@@ -74,47 +59,6 @@ def compact(value: Any, limit: int = 80) -> str:
 def _time(line: dict[str, Any]) -> int:
     t = line.get("time")
     return int(t) if isinstance(t, int | float) else 0
-
-
-def pair_ops(history: list[dict[str, Any]]) -> list[Op]:
-    """Client ops in invocation order; an invoke with no completion is an `info` op."""
-    open_by_process: dict[Any, Op] = {}
-    ops: list[Op] = []
-    for line in history:
-        process = line.get("process")
-        if process == NEMESIS:
-            continue
-        kind = line.get("type")
-        if kind == "invoke":
-            op = Op(
-                process=process,
-                f=str(line.get("f")),
-                key=line.get("key"),
-                value=line.get("value"),
-                output=None,
-                type="info",
-                invoke=_time(line),
-                complete=None,
-                node=line.get("node"),
-            )
-            open_by_process[_hashable(process)] = op
-            ops.append(op)
-        elif kind in ("ok", "fail", "info"):
-            op_or_none = open_by_process.pop(_hashable(process), None)
-            if op_or_none is None:
-                continue  # a completion without invoke: nothing to pair it with
-            op_or_none.type = str(kind)
-            op_or_none.output = line.get("value")
-            op_or_none.complete = _time(line)
-            err = line.get("error")
-            op_or_none.error = None if err is None else compact(err, 120)
-    return ops
-
-
-def _hashable(x: Any) -> Any:
-    if type(x) is int or type(x) is str:
-        return x
-    return x if isinstance(x, int | str | float | None) else json.dumps(x, sort_keys=True)
 
 
 def fault_intervals(history: list[dict[str, Any]]) -> list[Fault]:

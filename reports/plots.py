@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from reports.ops import Fault, Mark, Op, fault_colours  # noqa: E402
+from checkers.rundata import Op  # noqa: E402
+from reports.ops import Fault, Mark, fault_colours  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from checkers.result import CheckResult
 from reports.ops import compact
 from reports.svg import esc, line, rect, text
 
@@ -132,10 +133,10 @@ def marks_from_events(events: dict[str, list[dict[str, Any]]]) -> list[Mark]:
     return marks
 
 
-def build(raft_result: dict[str, Any] | None, events: dict[str, list[dict[str, Any]]],
+def build(raft_result: CheckResult | None, events: dict[str, list[dict[str, Any]]],
           faults_wall: list[tuple[float, float, str]]) -> RaftTimeline | None:
     """None when there is neither a checker timeline nor any node event."""
-    timeline = raft_result.get("timeline") if isinstance(raft_result, dict) else None
+    timeline = raft_result.details.get("timeline") if raft_result is not None else None
     if isinstance(timeline, dict) and timeline:
         segs, source = segments_from_results(timeline), "raft-safety timeline"
     elif events:
@@ -152,9 +153,7 @@ def build(raft_result: dict[str, Any] | None, events: dict[str, list[dict[str, A
                 if s.boot != prev:
                     marks.append(Mark(s.start, node, "boot", f"{node} boot {s.boot}"))
                 prev = s.boot
-    violations = []
-    if isinstance(raft_result, dict):
-        violations = [v for v in raft_result.get("violations") or [] if isinstance(v, dict)]
+    violations = raft_result.violations() if raft_result is not None else []
     nodes = sorted(set(segs) | set(events), key=_node_order)
     all_ts = [s.start for ss in segs.values() for s in ss] + [s.end for ss in segs.values() for s in ss]
     all_ts += [m.ts for m in marks] + [float(v["ts"]) for v in violations if _num(v.get("ts")) is not None]

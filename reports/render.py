@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from checkers.result import CheckResult
+from checkers.rundata import Op, pair_ops
 from reports import counterexample, plots, raft
-from reports.ops import Mark, Op, fault_intervals, pair_ops
+from reports.ops import Mark, fault_intervals
 from reports.rundata import RunData, load_run
 from reports.summary import parse_start, summarize
 from reports.templating import environment, static
@@ -49,19 +51,13 @@ def _plots(ops: list[Op], faults: list[Any], marks: list[Mark]) -> PlotImages:
     return PlotImages(images["latency"], images["throughput"], notes["latency"], notes["throughput"])
 
 
-def _checker(run: RunData, name: str) -> dict[str, Any] | None:
-    if run.results is None or not isinstance(run.results.get("checkers"), dict):
-        return None
-    entry = run.results["checkers"].get(name)
-    return entry if isinstance(entry, dict) else None
+def _checker(run: RunData, name: str) -> CheckResult | None:
+    return run.results.checker(name) if run.results is not None else None
 
 
-def _anomaly_marks(lin: dict[str, Any] | None) -> list[Mark]:
+def _anomaly_marks(cx: dict[str, Any]) -> list[Mark]:
     """Where the linearizability anomaly happened: the completion of each op that cannot be
     placed (the point by which it must have taken effect)."""
-    if lin is None:
-        return []
-    cx = lin["counterexample"]
     ops = {o.get("id"): o for o in cx.get("ops") or [] if isinstance(o, dict)}
     marks = []
     for oid in dict.fromkeys(cx.get("unplaceable") or []):
@@ -74,38 +70,31 @@ def _anomaly_marks(lin: dict[str, Any] | None) -> list[Mark]:
     return marks
 
 
-def _checker_notes(run: RunData) -> dict[str, str]:
-    """One line per checker that is not plainly valid: why (its reason/error/message, or the
-    reasons its partitions gave up)."""
-    if run.results is None or not isinstance(run.results.get("checkers"), dict):
-        return {}
+def _checker_notes(run: RunData, linked: set[str]) -> dict[str, str]:
+    """One line per checker that is not plainly valid, saying why (`CheckResult.message`),
+    unless the banner already links its evidence (`linked`: a drawn counterexample, Raft
+    violations)."""
     notes: dict[str, str] = {}
-    for name, entry in run.results["checkers"].items():
-        if not isinstance(entry, dict) or entry.get("valid") is True:
+    for entry in run.results.checkers.values() if run.results is not None else ():
+        if entry.valid is True or (entry.valid is False and entry.name in linked):
             continue
-        text = next((str(entry[k]) for k in ("reason", "error", "message") if entry.get(k)), "")
-        # an anomaly explains itself (counterexample, violations); say why only for unknown
-        if not text and entry.get("valid") is not False and isinstance(entry.get("partitions"), list):
-            reasons = [f"{p.get('key')}: {p['reason']}" for p in entry["partitions"]
-                       if isinstance(p, dict) and p.get("reason")]
-            text = "; ".join(reasons[:3]) + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else "")
+        text = entry.message()
         if text:
-            notes[str(name)] = text if len(text) <= 200 else text[:199] + "…"
+            notes[entry.name] = text if len(text) <= 200 else text[:199] + "…"
     return notes
 
 
 def _checker_json(run: RunData) -> list[tuple[str, str]]:
     if run.results is None:
         return []
-    checkers = run.results.get("checkers")
-    if not isinstance(checkers, dict):
-        return [("results.json", json.dumps(run.results, indent=1)[:MAX_CHECKER_JSON])]
+    if not run.results.checkers:
+        return [("results.json", json.dumps(run.results.raw, indent=1, default=str)[:MAX_CHECKER_JSON])]
     out = []
-    for name, entry in checkers.items():
-        body = json.dumps(entry, indent=1, default=str)
+    for name, entry in run.results.checkers.items():
+        body = json.dumps(entry.to_json(), indent=1, default=str)
         if len(body) > MAX_CHECKER_JSON:
             body = body[:MAX_CHECKER_JSON] + f"\n… ({len(body) - MAX_CHECKER_JSON} more characters in results.json)"
-        out.append((str(name), body))
+        out.append((name, body))
     return out
 
 
@@ -123,11 +112,11 @@ def render_run(run_dir: Path) -> Path:
 
     lin = _checker(run, "linearizability")
     cx = None
+    marks: list[Mark] = []
     # drawn only for an anomaly: a counterexample beside a valid verdict would mislead
-    if lin is not None and lin.get("valid") is False and isinstance(lin.get("counterexample"), dict):
-        cx = counterexample.build(lin["counterexample"], str(lin.get("model") or "?"))
-
-    marks = _anomaly_marks(lin if cx is not None else None)
+    if lin is not None and lin.valid is False and isinstance(lin_cx := lin.details.get("counterexample"), dict):
+        cx = counterexample.build(lin_cx, str(lin.details.get("model") or "?"))
+        marks = _anomaly_marks(lin_cx)
     tl = timeline_data(ops, faults, concurrency if isinstance(concurrency, int) and concurrency > 0 else None, marks)
 
     start_wall = parse_start(run.test.get("start_time") or run.test.get("started_at") or run.test.get("start_wall"))
@@ -137,6 +126,8 @@ def render_run(run_dir: Path) -> Path:
         faults_wall = [(base + f.start / 1e9, base + f.end / 1e9, f.name) for f in faults]
     raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall)
 
+    linked = ({"linearizability"} if cx is not None else set()) | (
+        {"raft-safety"} if raft_tl is not None and raft_tl.violations else set())
     test_yaml = ""
     if (run_dir / "test.yaml").is_file():
         test_yaml = (run_dir / "test.yaml").read_text(encoding="utf-8", errors="replace")[:MAX_TEST_YAML]
@@ -158,7 +149,7 @@ def render_run(run_dir: Path) -> Path:
         raft=raft_tl,
         faults_aligned=bool(faults_wall),
         checker_json=_checker_json(run),
-        notes=_checker_notes(run),
+        notes=_checker_notes(run, linked),
         test_yaml=test_yaml,
     )
     out = run_dir / "report.html"

@@ -2,6 +2,8 @@
 
 A report is most needed when a run went wrong, so nothing here raises on a missing or
 truncated file: each gap is recorded in `RunData.missing` / `RunData.problems` and shown.
+The history, node events and results are read by the run data library (`checkers.rundata`,
+`checkers.results`) in its tolerant mode.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from typing import Any
 
 import yaml
 
+from checkers.history import Record
+from checkers.results import RESULTS_FILE, Results, ResultsError
+from checkers.rundata import HISTORY_FILE, read_records
+
 log = logging.getLogger(__name__)
 
 
@@ -23,42 +29,16 @@ class RunData:
 
     run_dir: Path
     test: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    results: dict[str, Any] | None = None
+    history: list[Record] = field(default_factory=list)
+    results: Results | None = None
     #: node name -> its events (all types) in file order
-    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    events: dict[str, list[Record]] = field(default_factory=dict)
     #: relative paths (from run_dir) of files a reader may want to open
     files: list[str] = field(default_factory=list)
     #: names of expected inputs that are absent
     missing: list[str] = field(default_factory=list)
     #: one-line descriptions of inputs that exist but could not be fully read
     problems: list[str] = field(default_factory=list)
-
-
-def read_jsonl(path: Path, problems: list[str]) -> list[dict[str, Any]]:
-    """Parse a JSON-lines file; a malformed line (e.g. a torn last line) is skipped and noted."""
-    out: list[dict[str, Any]] = []
-    bad = 0
-    first_bad = 0
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1
-                first_bad = first_bad or lineno
-                continue
-            if isinstance(obj, dict):
-                out.append(obj)
-            else:
-                bad += 1
-                first_bad = first_bad or lineno
-    if bad:
-        problems.append(f"{path.name}: {bad} malformed line(s), first at line {first_bad}")
-    return out
 
 
 def read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -85,6 +65,17 @@ def read_json(path: Path, problems: list[str]) -> dict[str, Any] | None:
     return obj
 
 
+def read_results(run_dir: Path, problems: list[str]) -> Results | None:
+    """The run's results.json; None when absent, or noted in `problems` when unreadable."""
+    if not (run_dir / RESULTS_FILE).is_file():
+        return None
+    try:
+        return Results.load(run_dir / RESULTS_FILE)
+    except ResultsError as e:
+        problems.append(f"{RESULTS_FILE}: {e.reason}")
+        return None
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read test.yaml, history.jsonl, results.json and nodes/*/events.jsonl, as far as present."""
     run = RunData(run_dir=run_dir)
@@ -93,22 +84,20 @@ def load_run(run_dir: Path) -> RunData:
         run.test = read_yaml(test_path, run.problems)
     else:
         run.missing.append("test.yaml")
-    hist_path = run_dir / "history.jsonl"
+    hist_path = run_dir / HISTORY_FILE
     if hist_path.is_file():
-        run.history = read_jsonl(hist_path, run.problems)
+        run.history = read_records(hist_path, tolerant=True, problems=run.problems)
     else:
-        run.missing.append("history.jsonl")
-    res_path = run_dir / "results.json"
-    if res_path.is_file():
-        run.results = read_json(res_path, run.problems)
-    else:
-        run.missing.append("results.json")
+        run.missing.append(HISTORY_FILE)
+    run.results = read_results(run_dir, run.problems)
+    if run.results is None and not (run_dir / RESULTS_FILE).is_file():
+        run.missing.append(RESULTS_FILE)
     nodes_dir = run_dir / "nodes"
     if nodes_dir.is_dir():
         for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()):
             ev = node_dir / "events.jsonl"
             if ev.is_file():
-                run.events[node_dir.name] = read_jsonl(ev, run.problems)
+                run.events[node_dir.name] = read_records(ev, tolerant=True, problems=run.problems)
     else:
         run.missing.append("nodes/")
     run.files = _listed_files(run_dir)

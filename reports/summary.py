@@ -102,14 +102,9 @@ def summarize(run: RunData, n_ops: int | None = None, duration_ns: int | None = 
     throughput = None
     overall = "unknown"
     if run.results is not None:
-        overall = verdict_label(run.results.get("valid"))
-        checkers = run.results.get("checkers")
-        if isinstance(checkers, dict):
-            for cname, entry in checkers.items():
-                verdicts[str(cname)] = verdict_label(entry.get("valid") if isinstance(entry, dict) else None)
-            stats = checkers.get("stats")
-            if isinstance(stats, dict) and isinstance(stats.get("throughput"), int | float):
-                throughput = float(stats["throughput"])
+        overall = verdict_label(run.results.valid)
+        verdicts = {cname: verdict_label(entry.valid) for cname, entry in run.results.checkers.items()}
+        throughput = run.results.throughput
     if n_ops is None:
         n_ops = sum(1 for h in run.history if h.get("type") == "invoke" and h.get("process") != "nemesis")
     if duration_ns is None:

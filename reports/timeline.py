@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reports.ops import Fault, Mark, Op, compact, fault_colours
+from checkers.rundata import Op
+from reports.ops import Fault, Mark, compact, fault_colours
 
 TYPE_CODES = {"ok": 0, "fail": 1, "info": 2}
 

@@ -9,7 +9,6 @@ signal would make it abort without checking).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -19,7 +18,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from checkers.results import Results, ResultsError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class RunRecord:
     seed: int
     exit_code: int
     run_dir: Path | None
-    results: dict[str, Any] | None
+    results: Results | None
     failure: str | None
     started: float  # wall clock
     elapsed: float  # seconds
@@ -78,16 +78,15 @@ def parse_child_output(stdout: str) -> tuple[Path | None, str | None]:
     return run_dir, failure
 
 
-def read_results(run_dir: Path | None) -> dict[str, Any] | None:
+def read_results(run_dir: Path | None) -> Results | None:
+    """The run's results; None (with a warning) when there are none or they are unreadable."""
     if run_dir is None:
         return None
-    path = run_dir / "results.json"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        log.warning("%s: cannot read: %s", path, e)
+        return Results.load(run_dir)
+    except ResultsError as e:
+        log.warning("%s", e)
         return None
-    return data if isinstance(data, dict) else None
 
 
 def last_line(path: Path) -> str | None:

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import reports
-from harness.campaign import findings, soak_trend
+from checkers.result import UNKNOWN
+from checkers.results import Results
+from harness.campaign import soak_trend
 from harness.campaign.run import RunRecord, RunRequest, read_results, run_with_retry
 from harness.campaign.soak_policy import (
     KEEP_MODES,
@@ -200,10 +202,11 @@ class Soak:
         self, index: int, mix: tuple[str, ...] | None, rec: RunRecord, first: RunRecord | None
     ) -> SoakRun:
         test = rec.run_dir.parent.name if rec.run_dir is not None else Path(rec.config).stem
+        found = rec.results if rec.results is not None else Results(UNKNOWN)  # unreadable: nothing found
         if rec.verdict == "infra":
             message = rec.failure or "run failed"
         else:
-            message = findings.message(rec.results)
+            message = found.message()
         return SoakRun(
             index=index,
             config=rec.config,
@@ -215,10 +218,10 @@ class Soak:
             run_dir=str(rec.run_dir) if rec.run_dir is not None else None,
             started=rec.started,
             elapsed_s=rec.elapsed + (first.elapsed if first is not None else 0.0),
-            anomalies=findings.anomaly_kinds(rec.results),
-            unknown=findings.unknown_checkers(rec.results),
+            anomalies=found.anomaly_kinds(),
+            unknown=found.unknown_checkers(),
             message=message,
-            throughput=findings.throughput(rec.results),
+            throughput=found.throughput,
             retried=first is not None,
             first_attempt=(
                 {"run_dir": str(first.run_dir) if first.run_dir else None, "failure": first.failure}
@@ -296,7 +299,7 @@ def stored_runs(store: Path) -> list[StoredRun]:
             if not (run_dir / "test.yaml").is_file():
                 continue
             results = read_results(run_dir) if (run_dir / "results.json").is_file() else None
-            passing = results is not None and results.get("valid") is True
+            passing = results is not None and results.valid is True
             out.append(StoredRun(run_dir.resolve(), tree_size(run_dir), run_dir.name, passing))
     return out
 

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.campaign import findings
+from checkers.result import UNKNOWN
+from checkers.results import Results
+from checkers.rundata import StoredRun
 from harness.campaign.run import RunRequest, run_with_retry
 from harness.campaign.zoo_matrix import MATRIX, Entry, MatrixError, describe_faults, load, select
 from harness.campaign.zoo_table import (
@@ -129,7 +131,8 @@ class Zoo:
             )
             rec, first = run_with_retry(req, self.stop)
             results = rec.results
-            boot = findings.first_boot_ts(rec.run_dir) if rec.run_dir is not None else None
+            found = results if results is not None else Results(UNKNOWN)  # unreadable: nothing found
+            boot = StoredRun(rec.run_dir).first_boot_ts() if rec.run_dir is not None else None
             expected = (
                 expected_found(entry.expect, results) if entry.is_bug else rec.verdict == "valid"
             )
@@ -137,15 +140,15 @@ class Zoo:
                 entry=entry.name,
                 seed=seed,
                 verdict=rec.verdict,
-                caught_by=findings.caught_by(results),
-                anomalies=findings.anomaly_kinds(results),
+                caught_by=found.caught_by(),
+                anomalies=found.anomaly_kinds(),
                 expected=expected and rec.verdict != "infra",
-                detection_s=findings.detection_s(results, boot) if entry.is_bug else None,
+                detection_s=found.detection_s(boot) if entry.is_bug else None,
                 elapsed_s=rec.elapsed + (first.elapsed if first is not None else 0.0),
                 run_dir=str(rec.run_dir) if rec.run_dir is not None else None,
                 message=(rec.failure or "run failed")
                 if rec.verdict == "infra"
-                else findings.message(results),
+                else found.message(),
             )
             rep.runs.append(run)
             print(

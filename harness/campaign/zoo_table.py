@@ -9,21 +9,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.campaign import findings
+from checkers.results import Results
 from harness.campaign.zoo_matrix import Expect
 
 
-def expected_found(expect: Expect, results: dict[str, Any] | None) -> bool:
+def expected_found(expect: Expect, results: Results | None) -> bool:
     """True if one of the expected checkers reported the run invalid (with one of the expected
     raft-safety violation kinds, where kinds are given)."""
-    caught = set(findings.caught_by(results))
+    if results is None:
+        return False
+    caught = set(results.caught_by())
     for checker in expect.checkers:
         if checker not in caught:
             continue
         if checker == "raft-safety" and expect.kinds:
             kinds = {
                 k.split(":", 1)[1]
-                for k in findings.anomaly_kinds(results)
+                for k in results.anomaly_kinds()
                 if k.startswith("raft-safety:")
             }
             if kinds & set(expect.kinds):

@@ -21,6 +21,7 @@ import reports
 from checkers.history import HistoryError
 from checkers.history import write_edn as write_edn_file
 from checkers.result import UNKNOWN, CheckResult, merge_verdicts
+from checkers.results import RESULTS_FILE, Results
 from checkers.rundata import StoredRun
 from checkers.stats import StatsChecker
 from harness import db as dbs
@@ -81,8 +82,8 @@ def salvage_node_files(run_dir: Path) -> list[str]:
     return copied
 
 
-def analyze(run_dir: Path, write_edn: bool = True) -> dict[str, Any]:
-    """Run every checker that judges the stored run; write and return results.json."""
+def analyze(run_dir: Path, write_edn: bool = True) -> Results:
+    """Run every checker that judges the stored run; write results.json and return it."""
     test = load_test(run_dir)
     salvage_node_files(run_dir)
     run = StoredRun(run_dir, test)
@@ -111,10 +112,10 @@ def analyze(run_dir: Path, write_edn: bool = True) -> dict[str, Any]:
         "valid": merge_verdicts([r.valid for r in results]),
         "checkers": {r.name: r.to_json() for r in results},
     }
-    tmp = run_dir / "results.json.tmp"
+    tmp = run_dir / f"{RESULTS_FILE}.tmp"
     tmp.write_text(json.dumps(out, indent=1, default=str))
-    tmp.replace(run_dir / "results.json")
-    return out
+    tmp.replace(run_dir / RESULTS_FILE)
+    return Results.of(out)
 
 
 def render_report(run_dir: Path) -> Path | None:

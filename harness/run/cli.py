@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from checkers.results import Results
 from harness import db as dbs
 from harness.campaign.junit import write_junit
 from harness.nemesis import registry
@@ -98,21 +99,14 @@ class _ProgressPrinter:
             sys.stderr.write("\n")
 
 
-def print_summary(run_dir: Path, results: dict[str, Any] | None, report: Path | None, failure: str | None) -> None:
+def print_summary(run_dir: Path, results: Results | None, report: Path | None, failure: str | None) -> None:
     if failure:
         print(f"run failed: {failure}")
-    for name, res in ((results or {}).get("checkers") or {}).items():
-        extra = ""
-        if res.get("valid") is not True:
-            for key in ("message", "error"):
-                if isinstance(res.get(key), str):
-                    extra = f"  ({res[key]})"
-                    break
-            cx = res.get("counterexample")
-            if isinstance(cx, dict) and cx.get("message"):
-                extra = f"  ({cx['message']})"
-        print(f"  {name:<16} {_verdict(res.get('valid'))}{extra}")
-    overall = (results or {}).get("valid")
+    for res in results.checkers.values() if results is not None else ():
+        said = res.message()
+        extra = f"  ({said})" if said else ""
+        print(f"  {res.name:<16} {_verdict(res.valid)}{extra}")
+    overall = results.valid if results is not None else None
     print(f"verdict: {_verdict(overall) if failure is None else 'RUN FAILED'}")
     print(f"run folder: {run_dir}")
     print(f"report: {report if report is not None else 'missing (reports not available; see controller.log)'}")
@@ -194,7 +188,7 @@ def cmd_analyze(argv: list[str]) -> int:
     print_summary(run_dir, results, report, None)
     if ns.junit:
         write_junit(Path(ns.junit), run_dir.parent.name, [(run_dir, results, None)])
-    return analysis.exit_code(results["valid"])
+    return analysis.exit_code(results.valid)
 
 
 def main(argv: list[str]) -> int:

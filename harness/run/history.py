@@ -1,21 +1,18 @@
 """The live history: `history.jsonl`, one operation per line, appended and flushed per line.
 
 Lines are written with `os.write` on an O_APPEND descriptor, so each completed line is in the
-kernel as soon as `append` returns and survives a SIGKILL of the controller; a reader skips a
-torn last line.
+kernel as soon as `append` returns and survives a SIGKILL of the controller; a reader
+(`checkers.rundata.read_records`) skips a torn last line.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 # One encoder for all lines: json.dumps with options builds a new encoder per call.
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
@@ -59,23 +56,3 @@ class HistoryWriter:
                 os.close(self._fd)
                 self._fd = -1
 
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """Read a history.jsonl, skipping a torn (partly written) last line and blank lines."""
-    ops: list[dict[str, Any]] = []
-    if not path.exists():
-        return ops
-    lines = path.read_text(errors="replace").splitlines()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            op = json.loads(line)
-        except json.JSONDecodeError:
-            if n == len(lines):
-                log.warning("%s: line %d is torn (controller killed mid-write?); skipped", path, n)
-                continue
-            raise ValueError(f"{path}: line {n}: not JSON") from None
-        if isinstance(op, dict):
-            ops.append(op)
-    return ops

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from checkers.results import Results
 from harness import db as dbs
 from harness import providers
 from harness.nemesis.core import Nemesis, run_schedule
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 @dataclass
 class Outcome:
     run_dir: Path
-    results: dict[str, Any] | None
+    results: Results | None
     report: Path | None
     failure: str | None = None
     interrupted: bool = False
@@ -50,7 +51,7 @@ class Outcome:
     def exit_code(self) -> int:
         if self.failure is not None or self.results is None:
             return 3
-        return analysis.exit_code(self.results["valid"])
+        return analysis.exit_code(self.results.valid)
 
 
 @dataclass
@@ -205,7 +206,7 @@ class Run:
             history.close()
             ticker.stop()
         self.progress.phase = "checking"
-        results: dict[str, Any] | None = None
+        results: Results | None = None
         report: Path | None = None
         try:
             results = analysis.analyze(run.path)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from checkers.stats import HistoryFormatError, check
+from checkers.rundata import HistoryFormatError
+from checkers.stats import check
 
 MS = 1_000_000
 
@@ -66,6 +67,14 @@ def test_unfinished_invokes_count_as_info() -> None:
     assert d["ops"]["write"] == {"ok": 1, "fail": 0, "info": 1}
     assert d["ops"]["read"] == {"ok": 0, "fail": 0, "info": 1}
     assert "read" not in d["latency_ms"]
+
+
+def test_a_completion_without_invocation_is_counted_without_latency() -> None:
+    history = [op(0, 1, "ok", "read"), *pair(1, 2, 2, "read"), op(9, 3, "fail", "write")]
+    d = check(history).details
+    assert d["ops"] == {"read": {"ok": 2, "fail": 0, "info": 0}, "write": {"ok": 0, "fail": 1, "info": 0}}
+    assert d["latency_ms"] == {"read": {"p50": 2.0, "p95": 2.0, "p99": 2.0, "max": 2.0}}
+    assert d["duration_s"] == pytest.approx(0.009)
 
 
 def test_empty_history() -> None:

@@ -6,7 +6,8 @@ import json
 import threading
 from pathlib import Path
 
-from harness.run.history import HistoryWriter, read_history
+from checkers.rundata import read_records
+from harness.run.history import HistoryWriter
 from harness.run.store import create_run
 
 
@@ -14,7 +15,7 @@ def test_lines_are_on_disk_before_close(tmp_path: Path) -> None:
     w = HistoryWriter(tmp_path / "h.jsonl")
     w.append({"process": 0, "type": "invoke", "f": "read", "value": None})
     # no close, no flush call: another reader sees the line already
-    ops = read_history(tmp_path / "h.jsonl")
+    ops = read_records(tmp_path / "h.jsonl")
     assert ops[0]["index"] == 0 and ops[0]["f"] == "read" and isinstance(ops[0]["time"], int)
     w.close()
 
@@ -27,7 +28,7 @@ def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
     w.close()
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 7])  # truncated mid-line, as by a SIGKILL
-    ops = read_history(path)
+    ops = read_records(path)
     assert [op["value"] for op in ops] == [0, 1, 2, 3]
 
 

@@ -6,19 +6,20 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from checkers.results import Results
 from harness.campaign.junit import write_junit
 from harness.run.analysis import exit_code
 
 
 def test_junit_counts_and_messages(tmp_path: Path) -> None:
-    results = {
+    results = Results.of({
         "valid": False,
         "checkers": {
             "linearizability": {"valid": False, "counterexample": {"message": "read 3 after write 4"}},
             "raft-safety": {"valid": True},
             "stats": {"valid": "unknown", "error": "gave up"},
         },
-    }
+    })
     out = tmp_path / "j.xml"
     write_junit(out, "t", [(tmp_path / "run1", results, None), (tmp_path / "run2", None, "no leader elected")])
     suite = ET.parse(out).getroot()

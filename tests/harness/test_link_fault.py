@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from checkers.rundata import read_records
 from harness.nemesis.core import Nemesis
 from harness.nemesis.faults import link
 from harness.nemesis.schedule import FaultEvent
@@ -17,7 +18,7 @@ from harness.net.linkcond import LinkConditions
 from harness.protocols import LinkFaults
 from harness.providers.local import LocalProvider
 from harness.run.config import ConfigError, validate
-from harness.run.history import HistoryWriter, read_history
+from harness.run.history import HistoryWriter
 
 NODES = ["n1", "n2", "n3"]
 
@@ -89,7 +90,7 @@ def test_each_kind_applies_and_records_its_parameters(tmp_path: Path, kind: str,
     nem.stop()
     assert prov.owned == {}
     hist.close()
-    start, stop = read_history(tmp_path / "h.jsonl")
+    start, stop = read_records(tmp_path / "h.jsonl")
     assert start["f"] == "start-link" and "error" not in start
     assert start["value"] == {"kind": kind, "target": "all", "links": [list(k) for k in sorted(conds)],
                               "unit": "message", **applied}  # fmt: skip
@@ -122,7 +123,7 @@ def test_heal_clears_every_link_fault(tmp_path: Path) -> None:
     nem.heal_all()  # stops the active fault, then every family heals
     assert prov.owned == {}
     hist.close()
-    heal = read_history(tmp_path / "h.jsonl")[-1]
+    heal = read_records(tmp_path / "h.jsonl")[-1]
     assert heal["f"] == "heal" and "error" not in heal
     # conditions no active fault accounts for (a crashed stop) are cleared and recorded too
     prov.set_link_conditions("orphan", {("n1", "n2"): LinkConditions(loss=0.5)}, 0)
@@ -136,7 +137,7 @@ def test_conditions_a_provider_cannot_build_are_recorded_as_a_failed_start(tmp_p
     prov.unit = "byte"  # a byte stream cannot lose data: the fault fails, the run goes on
     nem.start(FaultEvent(1.0, "link", "loss", 1.0, 9))
     hist.close()
-    (start,) = read_history(tmp_path / "h.jsonl")
+    (start,) = read_records(tmp_path / "h.jsonl")
     assert start["f"] == "start-link" and "cannot lose or duplicate" in start["error"]
     assert prov.owned == {}
 

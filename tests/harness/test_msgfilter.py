@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from checkers.rundata import read_records
 from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
 from harness.net import msgfilter
@@ -38,7 +39,7 @@ from harness.net.msgfilter import (
 from harness.net.proxy import ProxyHub
 from harness.protocols import HarnessError
 from harness.run.config import ConfigError, validate
-from harness.run.history import HistoryWriter, read_history
+from harness.run.history import HistoryWriter
 from nodes.raft.codec import decode_message, encode_message
 from nodes.raft.types import Entry, Message
 from nodes.transport import HELLO_MAGIC, hello_frame
@@ -413,7 +414,7 @@ def test_stale_transfer_delivers_timeout_now_after_the_removal(hub: ProxyHub, si
     started = db.log[1][2]
     arrived = {tag: at for _, tag, at in sink.got}
     assert arrived[2] > started, "the TimeoutNow must reach the target only after its removal and restart"
-    ops = read_history(hist.path)
+    ops = read_records(hist.path)
     assert [o["f"] for o in ops] == ["start-stale-transfer", "stop-stale-transfer"]
     start = ops[0]["value"]
     assert start["from"] == "n1" and start["held"] == 1 and start["released"] == 1

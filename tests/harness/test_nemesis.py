@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from checkers.rundata import read_records
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import (
     FaultEvent,
@@ -22,7 +23,7 @@ from harness.nemesis.schedule import (
 )
 from harness.protocols import HarnessError
 from harness.run.config import ConfigError, validate
-from harness.run.history import HistoryWriter, read_history
+from harness.run.history import HistoryWriter
 
 NODES = ["n1", "n2", "n3"]
 
@@ -103,7 +104,7 @@ def test_partition_leader_isolates_the_leader_and_heals(setup: Any) -> None:
     nem.stop()
     assert prov.grudge == {}
     hist.close()
-    ops = read_history(hist.path)
+    ops = read_records(hist.path)
     assert [o["f"] for o in ops] == ["start-partition", "stop-partition"]
     assert ops[0]["process"] == "nemesis" and ops[0]["value"]["groups"] == [["n1"], ["n2", "n3"]]
 
@@ -122,7 +123,7 @@ def test_failed_fault_is_recorded_not_raised(setup: Any) -> None:
     nem.start(ev("transfer", "transfer"))
     nem.stop()
     hist.close()
-    ops = read_history(hist.path)
+    ops = read_records(hist.path)
     assert ops[0]["f"] == "start-transfer" and ops[0]["error"] == "no leader to transfer from"
 
 
@@ -142,7 +143,7 @@ def test_heal_all_undoes_every_fault(setup: Any) -> None:
     assert db.paused == set() and db.running == set(NODES) and db.members == set(NODES)
     assert prov.grudge == {} and prov.clocks["n2"] == (0.0, 1.0)
     hist.close()
-    assert read_history(hist.path)[-1]["f"] == "heal"
+    assert read_records(hist.path)[-1]["f"] == "heal"
 
 
 def test_clock_refused_without_support(setup: Any) -> None:
@@ -150,7 +151,7 @@ def test_clock_refused_without_support(setup: Any) -> None:
     prov.supports_clock = False
     nem.start(ev("clock", "jump"))
     hist.close()
-    assert "not supported" in read_history(hist.path)[0]["error"]
+    assert "not supported" in read_records(hist.path)[0]["error"]
 
 
 def test_schedule_stops_promptly(setup: Any) -> None:
@@ -223,7 +224,7 @@ def test_a_mix_plays_families_at_once(setup: Any) -> None:
               FaultEvent(0.4, "kill", "one", 0.1, 3)]
     run_schedule(nem, events, time.monotonic(), threading.Event())
     hist.close()
-    fs = [o["f"] for o in read_history(hist.path)]
+    fs = [o["f"] for o in read_records(hist.path)]
     assert fs == ["start-kill", "start-pause", "stop-kill", "start-kill", "stop-kill", "stop-pause"]
     assert nem.active == []
 

@@ -250,7 +250,7 @@ def test_whole_raftkv_run_in_containers(engine: Engine, tmp_path: Path) -> None:
     })
     outcome = Run(test).execute()
     assert outcome.failure is None, outcome.failure
-    assert outcome.results is not None and outcome.results["valid"] is True, outcome.results
+    assert outcome.results is not None and outcome.results.valid is True, outcome.results
     history = [json.loads(ln) for ln in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
     assert sum(1 for op in history if op["type"] == "ok" and op["process"] != "nemesis") > 20
     done = {op["f"] for op in history if op["process"] == "nemesis" and "error" not in op}

@@ -296,7 +296,7 @@ def test_whole_raftkv_run_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
     })
     outcome = Run(test).execute()
     assert outcome.failure is None, outcome.failure
-    assert outcome.results is not None and outcome.results["valid"] is True, outcome.results
+    assert outcome.results is not None and outcome.results.valid is True, outcome.results
     history = [json.loads(line) for line in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
     assert any(op["type"] == "ok" and op["process"] != "nemesis" for op in history)
     assert any(op["process"] == "nemesis" and "partition" in op["f"] for op in history)
@@ -542,7 +542,7 @@ def test_whole_raftkv_run_over_ssh_as_non_root(lab: SSHLab, sudo_rule: Path) -> 
     try:
         outcome = Run(test).execute()
         assert outcome.failure is None, outcome.failure
-        assert outcome.results is not None and outcome.results["valid"] is True, outcome.results
+        assert outcome.results is not None and outcome.results.valid is True, outcome.results
         history = [json.loads(ln) for ln in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
         assert any(op["type"] == "ok" and op["process"] != "nemesis" for op in history)
         done = {op["f"] for op in history if op["process"] == "nemesis" and "error" not in op}

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from checkers.rundata import pair_ops
 from reports import render_run
 from reports.counterexample import build as build_cx
-from reports.ops import fault_intervals, pair_ops
+from reports.ops import fault_intervals
 from reports.raft import segments_from_events
 from reports.summary import reproduce_command, verdict_label
 from reports.timeline import script_json, timeline_data
@@ -102,6 +103,33 @@ def test_partial_or_broken_run_folders_render(tmp_path: Path, files: dict[str, s
     assert 'id="render-status"' in html
     assert 'id="missing"' in html  # what is absent or unreadable is said on the page
     assert "seed" in html
+
+
+def test_corrupt_history_and_results_are_read_as_far_as_possible_and_said(tmp_path: Path) -> None:
+    run_dir = tmp_path / "t" / "20261126T000000-1"
+    run_dir.mkdir(parents=True)
+    lines = [{"index": 0, "time": 5, "process": 0, "type": "invoke", "f": "read"},
+             {"index": 1, "time": 9, "process": 0, "type": "ok", "f": "read", "value": 3},
+             {"index": 2, "time": 12, "process": 1, "type": "invoke", "f": "write", "value": 4}]
+    body = [json.dumps(x) for x in lines]
+    (run_dir / "history.jsonl").write_text("\n".join([body[0], "{garbage", body[1], body[2], '{"index": 3, "ti']))
+    (run_dir / "results.json").write_text('{"valid": tr')
+    html = render_run(run_dir).read_text()
+    assert "history.jsonl: 2 malformed line(s) skipped, first at line 2" in html
+    assert "results.json: not valid JSON (Expecting value at line 1)" in html
+    assert _timeline_json(html)["e"] == [0, -1]  # the read completed, the write never did
+
+
+def test_an_anomaly_without_linked_evidence_says_why(tmp_path: Path) -> None:
+    run_dir = tmp_path / "t" / "20261126T000000-3"
+    run_dir.mkdir(parents=True)
+    results = {"valid": False, "checkers": {
+        "log": {"valid": False, "violations": [{"kind": "lost", "message": "entry 7 lost"}]},
+        "raft-safety": {"valid": "unknown", "stats": {"message": "no node events to check"}}}}
+    (run_dir / "results.json").write_text(json.dumps(results))
+    html = render_run(run_dir).read_text()
+    assert '<div class="note">log: entry 7 lost</div>' in html
+    assert '<div class="note">raft-safety: no node events to check</div>' in html
 
 
 def test_missing_run_dir_is_a_one_line_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The soak summary, its JSON and text, the JUnit file, and findings read from results.json."""
+"""The soak summary, its JSON and text, the JUnit file, and the results read back from a run."""
 
 from __future__ import annotations
 
@@ -9,80 +9,20 @@ from typing import Any
 
 import pytest
 
-from harness.campaign import findings
-from harness.campaign.run import parse_child_output
+from harness.campaign.run import parse_child_output, read_results
 from harness.campaign.soak_summary import SoakRun, SoakSummary, write_junit
 from harness.campaign.soak_trend import render as render_trend
 
-LIN_INVALID = {
-    "valid": False,
-    "counterexample": {
-        "key": "k0",
-        "ops": [
-            {"id": 1, "invoke": 1_000_000_000, "complete": 2_000_000_000},
-            {"id": 2, "invoke": 3_000_000_000, "complete": 4_500_000_000},
-        ],
-        "unplaceable": [2],
-        "message": "read() -> 3 cannot be linearized",
-    },
-}
-SAFETY_INVALID = {
-    "valid": False,
-    "violations": [
-        {"kind": "durability", "message": "n2 lost its vote", "ts": 1000.0 + 12.5},
-        {"kind": "one-vote-per-term", "message": "n2 voted twice", "ts": 1000.0 + 14.0},
-    ],
-}
-STATS = {"valid": True, "throughput": 61.5}
 
-
-def results(**checkers: Any) -> dict[str, Any]:
-    valid = [c["valid"] for c in checkers.values()]
-    overall = (
-        False if False in valid else ("unknown" if any(v is not True for v in valid) else True)
-    )
-    return {"valid": overall, "checkers": {k.replace("_", "-"): v for k, v in checkers.items()}}
-
-
-def test_findings_of_an_invalid_run() -> None:
-    r = results(linearizability=LIN_INVALID, raft_safety=SAFETY_INVALID, stats=STATS)
-    assert findings.anomaly_kinds(r) == [
-        "linearizability",
-        "raft-safety:durability",
-        "raft-safety:one-vote-per-term",
-    ]
-    assert findings.caught_by(r) == ["linearizability", "raft-safety"]
-    assert findings.throughput(r) == 61.5
-    # the unplaceable op completed 4.5 s into the load; the first violation 12.5 s after boot
-    assert findings.linearizability_detection_s(LIN_INVALID) == 4.5
-    assert findings.safety_detection_s(SAFETY_INVALID, 1000.0) == 12.5
-    assert findings.detection_s(r, 1000.0) == 4.5
-    assert findings.detection_s(results(raft_safety=SAFETY_INVALID), None) is None
-    assert findings.message(r) == "linearizability: read() -> 3 cannot be linearized"
-
-
-def test_findings_of_valid_and_unknown_runs() -> None:
-    ok = results(linearizability={"valid": True}, stats=STATS)
-    assert findings.anomaly_kinds(ok) == [] and findings.caught_by(ok) == []
-    assert findings.message(ok) == "valid"
-    unk = results(linearizability={"valid": "unknown", "error": "timed out after 120s"})
-    assert findings.unknown_checkers(unk) == ["linearizability"]
-    assert findings.message(unk) == "linearizability: timed out after 120s"
-    assert findings.anomaly_kinds(None) == [] and findings.throughput(None) is None
-
-
-def test_first_boot_ts(tmp_path: Path) -> None:
-    for node, ts in (("n1", 105.0), ("n2", 100.5)):
-        d = tmp_path / "nodes" / node
-        d.mkdir(parents=True)
-        lines = [
-            {"type": "boot", "ts": ts, "boot": 1},
-            {"type": "role", "ts": ts + 1},
-            {"type": "boot", "ts": 1.0},
-        ]
-        (d / "events.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n{torn")
-    assert findings.first_boot_ts(tmp_path) == 100.5
-    assert findings.first_boot_ts(tmp_path / "missing") is None
+def test_read_results_of_a_run_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert read_results(None) is None
+    assert read_results(tmp_path) is None and "results.json: missing" in caplog.text
+    (tmp_path / "results.json").write_text("{torn")
+    assert read_results(tmp_path) is None and "not valid JSON" in caplog.text
+    doc = {"valid": False, "checkers": {"raft-safety": {"valid": False, "violations": [{"kind": "durability"}]}}}
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    results = read_results(tmp_path)
+    assert results is not None and results.anomaly_kinds() == ["raft-safety:durability"]
 
 
 def test_parse_child_output() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from checkers.results import Results
 from harness.campaign.zoo_matrix import (
     MATRIX,
     Expect,
@@ -30,8 +31,8 @@ from harness.run.config import validate
 from nodes.bugs import ALL_BUGS
 
 
-def res(**checkers: dict[str, Any]) -> dict[str, Any]:
-    return {"checkers": {k.replace("_", "-"): v for k, v in checkers.items()}}
+def res(**checkers: dict[str, Any]) -> Results:
+    return Results.of({"checkers": {k.replace("_", "-"): v for k, v in checkers.items()}})
 
 
 def test_shipped_matrix_covers_every_bug_and_each_config_is_valid() -> None:
@@ -118,7 +119,7 @@ MEMBER = {"valid": False, "violations": [{"kind": "leader-membership", "message"
         (Expect(("linearizability",)), None, False),
     ],
 )
-def test_expected_found(expect: Expect, results: dict[str, Any] | None, found: bool) -> None:
+def test_expected_found(expect: Expect, results: Results | None, found: bool) -> None:
     assert expected_found(expect, results) is found
 
 
