@@ -13,9 +13,10 @@ from typing import Any
 from checkers.linear.checker import DEFAULT_TIMEOUT, LinearizabilityChecker
 from workloads.base import OpStream, Workload
 from workloads.kv import KV
+from workloads.log import LOG
 from workloads.register import REGISTER
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (REGISTER, KV)}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (REGISTER, KV, LOG)}
 
 
 class UnknownWorkload(ValueError):
