@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from checkers.history import HistoryError
 from checkers.result import UNKNOWN, CheckResult
+from checkers.rundata import StoredRun
 
 NAME = "log"
 APPEND = "append"
@@ -111,6 +113,19 @@ def check(history: Iterable[Mapping[str, Any]]) -> CheckResult:
     if found:
         details["message"] = "; ".join(_describe(k, v) for k, v in found.items())
     return CheckResult(NAME, not found, details)
+
+
+class LogChecker:
+    """`check` as a `Checker` of a stored run (results.json entry `log`)."""
+
+    name = NAME
+
+    def check(self, run: StoredRun) -> CheckResult:
+        try:
+            history = run.history()
+        except HistoryError as e:
+            return CheckResult(self.name, UNKNOWN, {"error": f"history.jsonl: {e}"})
+        return check(history)
 
 
 def _describe(kind: str, items: list[Any]) -> str:
