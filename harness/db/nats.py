@@ -27,6 +27,7 @@ vDSO, out of libfaketime's reach.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import signal
@@ -130,6 +131,10 @@ class NatsDB:
             return CLOCK_REFUSAL
         if fault == "partition" and isinstance(provider, MessageProxies):
             return one_way_refusal(self.test, provider.name)
+        if fault == "link" and isinstance(provider, MessageProxies):
+            return (f"NATS routes are one two-way connection per pair of servers, and which of the {provider.name} "
+                    "provider's two directed proxies carries it depends on which end's dial survived, so a "
+                    "condition on one directed link cannot be placed; use provider netns")
         return None
 
     def checkers(self, test: Mapping[str, Any]) -> Sequence[Checker]:
@@ -297,9 +302,8 @@ class NatsDB:
                 raise HarnessError(f"nats: stream {stream} has no leader to step down")
             if lead == to:
                 return
-            url = self.url(lead)
-            self._retrying(lambda url=url: admin.call(url, f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", timeout=3.0),
-                           f"step-down of {lead}")
+            self._retrying(functools.partial(admin.call, self.url(lead), f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}",
+                                             timeout=3.0), f"step-down of {lead}")
             time.sleep(0.5)
             new = self._await_leader_change(lead, 10.0)
             moved.append(new or "none")

@@ -51,6 +51,14 @@ def test_one_way_ring_partitions_on_local(tmp_path: Path, provider: str, nodes: 
         config.load(p)
 
 
+def test_link_faults_on_local_are_refused(tmp_path: Path) -> None:
+    p = tmp_path / "l.yaml"
+    p.write_text(yaml.safe_dump({"db": "nats", "nemesis": {"faults": ["link"], "links": ["delay"]}}))
+    with pytest.raises(ConfigError, match=r"nemesis.faults: link cannot be made real for db nats on the local "
+                                          r"provider: NATS routes are one two-way connection per pair"):
+        config.load(p)
+
+
 def test_every_other_fault_is_accepted(tmp_path: Path) -> None:
     p = tmp_path / "all.yaml"
     p.write_text(yaml.safe_dump({"db": "nats", "nemesis": {
