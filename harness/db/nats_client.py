@@ -16,7 +16,8 @@ to exactly one outcome (see docs/architecture.md, "History"):
 - delete: a publish of a `KV-Operation: DEL` marker;
 - cas [expected, new]: read the key's value and revision; a different value is `fail`
   (cas-mismatch); else publish with `Nats-Expected-Last-Subject-Sequence: <revision>`, whose
-  "wrong last sequence" (err_code 10071) is a definite `fail`;
+  "wrong last sequence" (err_code 10071) is a definite `fail`, as the API documents it (2.9.10
+  can send it from a deposed leader for a cas the new leader commits: docs/findings.md);
 - append (log workload): a publish of the value to the log stream's subject.
 A write that was sent and not acknowledged (timeout, connection lost, an error reply this
 module does not know to be definite) is `info`; "no responders" (no stream leader had
