@@ -379,6 +379,15 @@ class RaftkvTransport(Protocol):
 
 
 @runtime_checkable
+class ReplicaCopies(Protocol):
+    """Read each replica's own copy of the `log` workload's log at the end of a run (after
+    the heal; it may stop the cluster): {node: {"msgs": [(seq, value), ...], ...}}, extra keys
+    saying how it was read. `scratch` is a directory the DB may use."""
+
+    def read_replicas(self, scratch: Path, timeout: float = 20.0) -> dict[str, dict[str, Any]]: ...
+
+
+@runtime_checkable
 class FaultSupport(Protocol):
     """A DB's own reasons to refuse a fault that the generic abilities would allow (e.g. etcd
     partitions on a provider whose per-link proxies cannot tell etcd's links apart)."""

@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-SYSTEM_PACKAGES=(iptables iproute2 openssh-server sudo docker.io faketime libfaketime etcd-server etcd-client chromium fuse3)
+SYSTEM_PACKAGES=(iptables iproute2 openssh-server sudo docker.io faketime libfaketime etcd-server etcd-client nats-server chromium fuse3)
 
 install_system_packages() {
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -25,6 +25,8 @@ install_system_packages() {
   # Debian's etcd-server package starts a system etcd on the default ports; faultline runs its
   # own clusters, so make sure the packaged service is not holding them.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+  # Likewise nats-server's packaged service (port 4222): faultline starts its own servers.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nats-server >/dev/null 2>&1 || true; fi
   # Likewise docker.io's system engine: the docker tests start a dockerd of their own, and a
   # system one would rewrite the host's firewall (FORWARD policy DROP) under the netns tests.
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true; fi

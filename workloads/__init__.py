@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from checkers.linear.checker import DEFAULT_TIMEOUT, LinearizabilityChecker
+from checkers.queue import LogChecker
 from workloads.base import OpStream, Workload
 from workloads.kv import KV
+from workloads.log import LOG
 from workloads.register import REGISTER
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (REGISTER, KV)}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (REGISTER, KV, LOG)}
 
 
 class UnknownWorkload(ValueError):
@@ -29,10 +31,12 @@ def get(name: str) -> Workload:
         raise UnknownWorkload(f"unknown workload {name!r} (known: {', '.join(WORKLOADS)})") from None
 
 
-def checkers_for(test: Mapping[str, Any]) -> list[LinearizabilityChecker]:
-    """Linearizability of the test's workload history, with the workload's model and the
-    config's time limit for the search."""
+def checkers_for(test: Mapping[str, Any]) -> list[LinearizabilityChecker | LogChecker]:
+    """The checkers of the test's workload history: linearizability with the workload's model
+    and the config's time limit for the search, or the log checker for the `log` workload."""
     workload = get(str(test.get("workload", "kv")))
+    if workload.checker == "log":
+        return [LogChecker()]
     timeout = float((test.get("checker") or {}).get("linearizability_timeout", DEFAULT_TIMEOUT))
     return [LinearizabilityChecker(workload.model, timeout=timeout)]
 

@@ -12,7 +12,7 @@ import bisect
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 FS = ("read", "write", "cas", "delete")
 
@@ -82,9 +82,24 @@ class OpStream:
         return [f"k{group * self.keys + i}" for i in range(self.keys)]
 
 
+class Stream(Protocol):
+    """What the generator and the final reads need of a workload's op stream."""
+
+    keyed: bool
+
+    def next(self) -> dict[str, Any]: ...
+
+    def active_keys(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
-    #: model name in checkers.linear's registry
+    #: model name in checkers.linear's registry ("" for a workload no model judges)
     model: str
-    make: Callable[[int, Mapping[str, Any]], OpStream]
+    make: Callable[[int, Mapping[str, Any]], Stream]
+    #: the checker that judges its client ops: "linearizability" (with `model`) or "log"
+    checker: str = "linearizability"
+    #: what the final reads read: "keys" (each active key through every node) or "replicas"
+    #: (every replica's own copy of the log, see checkers.queue)
+    final_reads: str = "keys"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from checkers.result import UNKNOWN, CheckResult
 from checkers.rundata import StoredRun
-from checkers.safety import etcd_log
+from checkers.safety import etcd_log, nats_log
 from checkers.safety.check import NAME, check, check_run
 from checkers.safety.events import EventLogError
 
@@ -42,3 +42,20 @@ class EtcdLogChecker:
             return CheckResult(self.name, UNKNOWN, {"error": str(e)})
         result.name = self.name
         return result
+
+
+class NatsLogChecker:
+    """Election safety, one vote per term and term monotonicity in every Raft group of a NATS
+    JetStream cluster, from nats-server's debug lines (`nodes/<node>/nats.log`; see
+    checkers.safety.nats_log for what the logs cannot show)."""
+
+    name = NAME
+
+    def check(self, run: StoredRun) -> CheckResult:
+        logs = {p.parent.name: p for p in sorted(run.nodes_dir.glob("*/nats.log"))}
+        if not logs:
+            return CheckResult(self.name, UNKNOWN, {"error": f"{run.nodes_dir}: no */nats.log collected"})
+        try:
+            return nats_log.check_nats_logs(logs)
+        except nats_log.NatsLogError as e:
+            return CheckResult(self.name, UNKNOWN, {"error": str(e)})

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers.safety.checker import EtcdLogChecker
-from harness.db.etcd_client import EtcdOpClient
+from harness.db.etcd_client import LOG_PREFIX, EtcdClient, EtcdOpClient
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -366,6 +366,32 @@ class EtcdDB:
         timeout = float((test.get("workload_opts") or {}).get("timeout", 2.0))
         addrs = {n: self._p().addresses(n).client for n in self.nodes}
         return EtcdOpClient(addrs, timeout=timeout, read=read)
+
+    def read_replicas(self, scratch: Path, timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+        """Each member's own copy of the log workload's keys (serializable ranges, served from
+        its local state), once every member has applied up to the same revision or after
+        `timeout`: {node: {"msgs": [(create revision, value)], "caught_up", "notes"}}."""
+        deadline = time.monotonic() + timeout
+        while True:
+            revisions = {r["Endpoint"]: int(r["Status"]["header"].get("revision", 0)) for r in self._status()}
+            caught_up = len(revisions) == len(self._members) and len(set(revisions.values())) == 1
+            if caught_up or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        out: dict[str, dict[str, Any]] = {}
+        for node in self._members:
+            client = EtcdClient(self._p().addresses(node).client, timeout=5.0)
+            while True:  # a member restarted by the final heal may still be starting
+                res = client.log_entries(LOG_PREFIX)
+                if res.status == "ok" or time.monotonic() > deadline + 10.0:
+                    break
+                time.sleep(0.5)
+            if res.status != "ok":
+                log.warning("etcd: could not read %s's copy of the log: %s", node, res.error)
+                continue
+            out[node] = {"msgs": [tuple(m) for m in res.value], "caught_up": caught_up,
+                         "notes": [] if caught_up else [f"revisions differ: {revisions}"]}
+        return out
 
     def collect(self, node: str, dest: Path) -> None:
         try:

@@ -133,8 +133,25 @@ class EtcdClient:
         status, reply = self._call("/v3/kv/deleterange", {"key": _enc_key(key)}, mutating=True)
         return EtcdResult("ok") if status == "ok" else EtcdResult(status, error=reply)
 
+    def log_entries(self, prefix: str) -> EtcdResult:
+        """This member's own copy of the keys under `prefix` (a serializable range, served
+        from local state), as [[create revision, value], ...] in creation order."""
+        start = prefix.encode()
+        end = start[:-1] + bytes([start[-1] + 1])
+        body = {"key": _b64(start), "range_end": _b64(end), "serializable": True,
+                "sort_order": "ASCEND", "sort_target": "CREATE"}
+        status, reply = self._call("/v3/kv/range", body, mutating=False)
+        if status != "ok":
+            return EtcdResult(status, error=reply)
+        kvs = reply.get("kvs") or []
+        return EtcdResult("ok", value=[[int(kv.get("create_revision", 0)), _dec_value(kv.get("value"))] for kv in kvs])
+
     def close(self) -> None:
         """Nothing to release: every request has its own connection."""
+
+
+#: Keys of the log workload's appends.
+LOG_PREFIX = "fl-log/"
 
 
 class EtcdOpClient:
@@ -169,6 +186,9 @@ class EtcdOpClient:
             res = self._client.cas(key, expected, new)
         elif f == "delete":
             res = self._client.delete(key)
+        elif f == "append":
+            # the log workload: one key per appended value, ordered by its create revision
+            res = self._client.put(f"{LOG_PREFIX}{value:012d}", value)
         else:
             raise ValueError(f"etcd client: unknown op f={f!r}")
         done = {**op, "type": res.status}

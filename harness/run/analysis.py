@@ -71,8 +71,8 @@ def salvage_node_files(run_dir: Path) -> list[str]:
     if not work.is_dir():
         return copied
     for node_dir in sorted(p for p in work.iterdir() if p.is_dir()):
-        for name in ("events.jsonl", "node.log"):
-            src, dest = node_dir / name, run_dir / "nodes" / node_dir.name / name
+        for name, at in (("events.jsonl", "events.jsonl"), ("node.log", "node.log"), ("nats.log", "nats/nats.log")):
+            src, dest = node_dir / at, run_dir / "nodes" / node_dir.name / name
             if src.exists() and not dest.exists():
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dest)

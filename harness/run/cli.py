@@ -37,7 +37,7 @@ def _parser(cmd: str) -> argparse.ArgumentParser:
     p.add_argument("--db", help=f"the system under test: {' | '.join(dbs.registered())}, or a plug-in module")
     p.add_argument("--provider", help="local | netns | ssh | docker")
     p.add_argument("--nodes", help="node count (3) or names (n1,n2,n3)")
-    p.add_argument("--workload", help="kv | register")
+    p.add_argument("--workload", help="kv | register | log")
     p.add_argument("--nemesis", help=f"comma-separated faults: {registry.help_line()} | none")
     p.add_argument("--nemesis-interval", type=float, help="seconds between faults")
     p.add_argument("--time-limit", type=float, help="seconds of client load")

@@ -21,8 +21,9 @@ import yaml
 from harness import providers
 from harness.nemesis import registry
 from harness.nemesis.faults import link
-from harness.protocols import HarnessError
+from harness.protocols import HarnessError, ReplicaCopies
 from workloads import WORKLOADS
+from workloads import get as get_workload
 
 
 class ConfigError(HarnessError):
@@ -290,6 +291,11 @@ def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
         provider = providers.get(cfg["provider"])(cfg, Path(tempfile.gettempdir()) / "faultline-validate")
     except HarnessError as e:
         raise ConfigError(f"{source}: provider: {e}") from None
+    if get_workload(cfg["workload"]).final_reads == "replicas" and not isinstance(db, ReplicaCopies):
+        raise ConfigError(
+            f"{source}: workload: {cfg['workload']} needs a DB that reads each replica's own copy of "
+            f"the log (ReplicaCopies), which db {cfg['db']} lacks"
+        )
     for fault in cfg["nemesis"]["faults"]:
         why = registry.refusal(fault, cfg, db, provider)
         if why:

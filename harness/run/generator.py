@@ -1,6 +1,6 @@
 """The client generator: the seeded, deterministic stream of client ops of one test.
 
-The client op sequence comes from the workload's `OpStream` (seeded), handed out to worker
+The client op sequence comes from the workload's op stream (seeded; `workloads.base.Stream`), handed out to worker
 threads in order under a lock, with a global rate limit and a time limit; which worker gets
 which op depends on timing, the sequence does not. The fault schedule is the nemesis's
 (harness.nemesis.schedule), computed up front from its own seeded random source: the same seed
@@ -14,13 +14,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from workloads.base import OpStream
+from workloads.base import Stream
 
 
 class ClientGenerator:
     """Hands out the next client op until the phase ends, pacing to `rate` ops/s (0 = no limit)."""
 
-    def __init__(self, stream: OpStream, rate: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, stream: Stream, rate: float, clock: Any = time.monotonic) -> None:
         self.stream = stream
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._clock = clock
@@ -59,5 +59,5 @@ class ClientGenerator:
 
 def op_sequence(make_stream: Any, seed: int, opts: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
     """The first `n` ops a seed gives (used to show and test determinism)."""
-    stream: OpStream = make_stream(seed, opts)
+    stream: Stream = make_stream(seed, opts)
     return [stream.next() for _ in range(n)]

@@ -28,7 +28,7 @@ from harness import db as dbs
 from harness import providers
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
-from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider
+from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider, ReplicaCopies
 from harness.run import analysis, leftovers, store
 from harness.run.generator import ClientGenerator
 from harness.run.history import HistoryClosed, HistoryWriter
@@ -284,7 +284,14 @@ class Run:
         self.progress.phase = "recovery"
         rec = self._recovery(float(test["recovery_timeout"]))
         (history.path.parent / analysis.RECOVERY_FILE).write_text(json.dumps(rec))
-        if rec["valid"] is True and test["final_reads"] and self._gen is not None:
+        if not test["final_reads"] or self._gen is None:
+            return
+        if get_workload(test["workload"]).final_reads == "replicas":
+            # each replica's own copy: read from its files where the system offers no API,
+            # so also after a failed recovery
+            self.progress.phase = "final reads"
+            self._replica_reads(history)
+        elif rec["valid"] is True:
             self.progress.phase = "final reads"
             self._final_reads(history)
 
@@ -341,6 +348,32 @@ class Run:
                     process += 1
             finally:
                 client.close()
+
+    def _replica_reads(self, history: HistoryWriter) -> None:
+        """One `read-replica` op per node: its own copy of the log, as the DB reads it (this
+        may stop the cluster: it is the last thing a run does with it)."""
+        assert self.db is not None
+        if not isinstance(self.db, ReplicaCopies):  # refused at validation; a replayed old run
+            log.warning("db %s cannot read each replica's copy; the log checker will say unknown", self.db.name)
+            return
+        nodes = list(self.test["nodes"])
+        procs = {node: 1_000_000 + i for i, node in enumerate(nodes)}
+        for node in nodes:
+            history.append({"process": procs[node], "type": "invoke", "f": "read-replica", "value": None, "node": node})
+        error = "not read"
+        try:
+            copies = self.db.read_replicas(history.path.parent / "work" / "replicas")
+        except HarnessError as e:
+            log.warning("reading the replicas failed: %s", e)
+            copies, error = {}, str(e)
+        for node in nodes:
+            copy = copies.get(node)
+            done: dict[str, Any] = {"process": procs[node], "f": "read-replica", "node": node}
+            if copy is None:
+                history.append({**done, "type": "fail", "value": None, "error": error})
+                continue
+            extra = {k: v for k, v in copy.items() if k != "msgs"}
+            history.append({**done, "type": "ok", "value": [list(m) for m in copy["msgs"]], **extra})
 
     def _teardown(self, run: store.RunDir) -> None:
         self.progress.phase = "teardown"
