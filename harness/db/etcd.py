@@ -68,9 +68,18 @@ class EtcdOptions:
     def from_test(cls, test: Mapping[str, Any]) -> EtcdOptions:
         opts = dict(test.get("db_opts") or {})
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(opts) - known)
+        unknown = sorted(map(str, set(opts) - known))
         if unknown:
             raise HarnessError(f"db_opts.{unknown[0]}: unknown etcd option (known: {', '.join(sorted(known))})")
+        for key, value in opts.items():
+            want = type(getattr(cls, key))  # the default's type: str, int or bool
+            ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+            if want is str:
+                ok = ok and bool(value) and value.isprintable()
+            elif want is int:
+                ok = ok and 1 <= value <= 3_600_000
+            if not ok:
+                raise HarnessError(f"db_opts.{key}: expected {want.__name__}, got {value!r}"[:300])
         if "dir" not in opts:
             opts["dir"] = f"/tmp/faultline-etcd/{test.get('name', 'etcd')}-{test.get('seed', 0)}"
         return cls(**opts)

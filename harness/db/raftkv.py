@@ -74,9 +74,14 @@ class RaftkvDB:
         if unknown_bugs:
             raise HarnessError(f"bugs: unknown raftkv bug {unknown_bugs[0]!r} (known: {', '.join(sorted(ALL_BUGS))})")
         self.opts: Mapping[str, Any] = test.get("db_opts") or {}
-        unknown = sorted(set(self.opts) - set(DB_OPTS))
+        unknown = sorted(map(str, set(self.opts) - set(DB_OPTS)))
         if unknown:
             raise HarnessError(f"db_opts.{unknown[0]}: unknown raftkv option (known: {', '.join(DB_OPTS)})")
+        for key, value in self.opts.items():
+            if not (isinstance(value, str) and value and value.isprintable()):
+                raise HarnessError(f"db_opts.{key}: expected a string, got {value!r}"[:300])
+        if "dir" in self.opts and not self.opts["dir"].startswith("/"):
+            raise HarnessError(f"db_opts.dir: expected an absolute path, got {self.opts['dir']!r}")
         self.nodes: list[str] = list(test["nodes"])
         self.provider: Provider | None = None
         self.remotes: Mapping[str, Remote] = {}

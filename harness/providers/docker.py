@@ -189,9 +189,12 @@ class DockerProvider:
     name = "docker"
 
     def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
-        unknown = sorted(set(opts) - set(OPTS))
+        unknown = sorted(map(str, set(opts) - set(OPTS)))
         if unknown:
             raise HarnessError(f"provider_opts.{unknown[0]}: unknown docker option (known: {', '.join(OPTS)})")
+        for key, value in opts.items():
+            if value is not None and not (isinstance(value, str) and value and value.isprintable()):
+                raise HarnessError(f"provider_opts.{key}: expected a string, got {value!r}"[:300])
         self.docker = DockerCLI(str(opts.get("docker", "docker")), opts.get("host"))
         self.run_id = secrets.token_hex(3)
         self.network = f"fl-{self.run_id}"

@@ -42,13 +42,56 @@ T = TypeVar("T")
 
 _HOST_FIELDS = {f.name for f in fields(SSHHost)} - {"node"}
 _PROVIDER_FIELDS = {"hosts", "dir", "ports", "python"}
+PORT_NAMES = ("peer", "client", "admin")
+
+
+def _is_port(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v) and v.isprintable()
+
+
+#: What each option must be: a test and its description for the one-line error.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "hostname": (_text, "a host name or address"),
+    "port": (_is_port, "a port (1-65535)"),
+    "user": (_text, "a user name"),
+    "key_file": (lambda v: v is None or _text(v), "a file name"),
+    "known_hosts": (lambda v: v is None or _text(v), "a file name"),
+    "strict_host_key_checking": (lambda v: isinstance(v, bool), "true or false"),
+    "connect_timeout": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 600,
+                        "seconds (0-600)"),
+    "retries": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100, "an integer (1-100)"),
+    "address": (lambda v: v is None or _text(v), "an address"),
+    "dir": (lambda v: _text(v) and v.startswith("/"), "an absolute path"),
+    "python": (_text, "a command"),
+    "hosts": (lambda v: isinstance(v, Mapping), "a mapping of node names to hosts"),
+    "ports": (lambda v: isinstance(v, Mapping) and set(v) <= set(PORT_NAMES) and all(map(_is_port, v.values())),
+              f"a mapping of {', '.join(PORT_NAMES)} to ports"),
+}
+
+
+def _check(where: str, key: str, value: Any) -> None:
+    ok, what = _CHECKS[key]
+    if not ok(value):
+        raise HarnessError(f"{where}.{key}: expected {what}, got {value!r}"[:300])
+
+
+def check_opts(opts: Mapping[str, Any]) -> None:
+    """Refuse an unknown or ill-typed option in one line naming it."""
+    unknown = sorted(map(str, set(opts) - _HOST_FIELDS - _PROVIDER_FIELDS))
+    if unknown:
+        raise HarnessError(f"provider_opts.{unknown[0]}: unknown ssh option "
+                           f"(known: {', '.join(sorted(_HOST_FIELDS | _PROVIDER_FIELDS))})")
+    for key, value in opts.items():
+        _check("provider_opts", key, value)
 
 
 def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSHHost]:
     """Resolve each node's SSHHost from the defaults and its `hosts.<node>` entry."""
-    unknown = sorted(set(opts) - _HOST_FIELDS - _PROVIDER_FIELDS)
-    if unknown:
-        raise HarnessError(f"provider_opts.{unknown[0]}: unknown ssh option")
+    check_opts(opts)
     defaults = {k: v for k, v in opts.items() if k in _HOST_FIELDS}
     hosts = opts.get("hosts") or {}
     out = {}
@@ -56,9 +99,11 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
         entry = hosts.get(node)
         if not isinstance(entry, Mapping) or "hostname" not in entry:
             raise HarnessError(f"provider_opts.hosts.{node}: missing (needs at least hostname)")
-        bad = sorted(set(entry) - _HOST_FIELDS)
+        bad = sorted(map(str, set(entry) - _HOST_FIELDS))
         if bad:
             raise HarnessError(f"provider_opts.hosts.{node}.{bad[0]}: unknown ssh option")
+        for key, value in entry.items():
+            _check(f"provider_opts.hosts.{node}", key, value)
         cfg = SSHHost(node=node, **{**defaults, **entry})
         if not cfg.strict_host_key_checking:
             log.warning("ssh: provider_opts turns host key checking OFF for %s", node)
@@ -69,7 +114,10 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
 class SSHProvider:
     name = "ssh"
 
-    def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
+    def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None) -> None:
+        check_opts(opts)
+        if nodes is not None:  # known at validation: every node must have a host
+            host_configs(opts, nodes)
         self.opts = dict(opts)
         #: Clock control is set up only when the test asks for clock faults: a preloaded
         #: libfaketime that misbehaves would otherwise break every run.
@@ -206,4 +254,4 @@ class SSHProvider:
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
     faults = (test.get("nemesis") or {}).get("faults") or []
-    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults)
+    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"))
