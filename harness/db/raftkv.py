@@ -1,8 +1,11 @@
 """RaftkvDB: runs the project's own raftkv node (`python -m nodes`) on each host.
 
 On hosts that share the controller's file system (local, netns) the node runs from this
-source tree; on other hosts (ssh) the `nodes` package is uploaded as an archive and unpacked
-into the node's directory, so the host needs only Python 3.11. Admin operations (status,
+source tree; on other hosts (ssh, docker) the `nodes` package is uploaded as an archive and
+unpacked into the node's directory, so the host needs only Python 3.11. There the node's
+directory is made afresh for the run under `db_opts.dir` (default /tmp) by
+harness.remotes.private_dir: the node runs as root with its code there as cwd and PYTHONPATH,
+so no other user of the host may have made or be able to change it. Admin operations (status,
 leader transfer, membership) go through the node's admin HTTP API.
 
 Every cluster gets a token of its own (`secrets`), uploaded to each node's directory with
@@ -36,6 +39,7 @@ from harness.protocols import (
     RemoteError,
     WaitableRemote,
 )
+from harness.remotes.private_dir import make_private_dir
 from nodes.admin_client import AdminClient, AdminError
 from nodes.bugs import ALL_BUGS
 from workloads import checkers_for
@@ -43,7 +47,7 @@ from workloads import checkers_for
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-#: db_opts for raftkv: `dir` (node dirs on remote hosts), `python` (interpreter there)
+#: db_opts for raftkv: `dir` (base of the node dirs on remote hosts), `python` (interpreter there)
 DB_OPTS = ("dir", "python")
 
 
@@ -131,12 +135,15 @@ class RaftkvDB:
         self.remotes = remotes
         # Hosts that share this machine's file system run the node from this source tree.
         shared = isinstance(provider, NodeDirs)
-        base = str(self.opts.get("dir", "/tmp/faultline-raftkv"))
+        base = str(self.opts.get("dir", "/tmp"))
         archive = None if shared else node_archive()
         for node in self.nodes:
-            self._dirs[node] = str(provider.node_dir(node)) if isinstance(provider, NodeDirs) else f"{base}/{node}"
             r = remotes[node]
-            r.run(["mkdir", "-p", self._dirs[node]])
+            if isinstance(provider, NodeDirs):
+                self._dirs[node] = str(provider.node_dir(node))
+                r.run(["mkdir", "-p", self._dirs[node]])
+            else:
+                self._dirs[node] = make_private_dir(r, base, f"faultline-raftkv-{node}")
             self._upload_token(node, r)
             if shared:
                 self._code_dir[node] = str(REPO)

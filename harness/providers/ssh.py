@@ -10,7 +10,7 @@ provider_opts:
   strict_host_key_checking: true   # false is explicit and logged as a WARNING
   connect_timeout: 10
   retries: 3
-  dir: /tmp/faultline              # scratch dir on the hosts (clock logs, clock agent)
+  dir: /tmp                        # base of the run's private scratch dir on each host (clock logs, agent)
   ports: {peer: 7000, client: 7001, admin: 7002}
   python: python3                  # the nodes' Python: runs the clock probe when clock faults are asked
   hosts:
@@ -19,6 +19,10 @@ provider_opts:
 ```
 Partitions are iptables DROP rules in a chain of our own (`faultline-in`, jumped to from INPUT),
 so healing never touches the hosts' own firewall rules. Commands on all hosts run in parallel.
+The clock logs and the clock agent (on the PYTHONPATH of root daemons) live in a private
+directory made afresh for the run on each host under `dir` (harness.remotes.private_dir),
+never at a fixed path another local user of the host could create first; it is removed at
+teardown.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
+from harness.remotes.private_dir import make_private_dir
 from harness.remotes.ssh import SSHHost, SSHRemote
 
 log = logging.getLogger(__name__)
@@ -124,7 +129,9 @@ class SSHProvider:
         self.want_clock = clock
         ports = self.opts.get("ports") or {}
         self.ports = (int(ports.get("peer", 7000)), int(ports.get("client", 7001)), int(ports.get("admin", 7002)))
-        self.dir = str(self.opts.get("dir", "/tmp/faultline"))
+        #: Base of the private scratch dir made per run on each host (clock control).
+        self.base = str(self.opts.get("dir", "/tmp"))
+        self.dirs: dict[str, str] = {}
         self.hosts: dict[str, SSHHost] = {}
         self.remotes: dict[str, SSHRemote] = {}
         self.supports_clock = False
@@ -170,17 +177,18 @@ class SSHProvider:
         return dict(self.remotes)
 
     def _prepare_host(self, node: str, remote: SSHRemote) -> None:
-        # One round trip: make the scratch dir and our own iptables chain (heal flushes it
-        # without touching the host's rules), and look for libfaketime.
+        # One round trip: our own iptables chain (heal flushes it without touching the host's
+        # rules), and look for libfaketime.
         script = (
-            'mkdir -p "$1/clocks" && '
             f"(iptables -w -N {CHAIN} 2>/dev/null; true) && iptables -w -F {CHAIN} && "
             f"(iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT -j {CHAIN}) && "
             f"(ls {LIBFAKETIME_GLOB} 2>/dev/null | head -n 1)"
         )
-        found = remote.run(["sh", "-c", script, "sh", self.dir], sudo=True).stdout.strip()
+        found = remote.run(["sh", "-c", script], sudo=True).stdout.strip()
         if found and self.want_clock:
-            clocks = RemoteClocks(remote, self.dir, found, sudo=True)  # the nodes run as root
+            # root's: root daemons load the clock agent from here and follow their clock log
+            base = self.dirs[node] = make_private_dir(remote, self.base, "faultline", sudo=True)
+            clocks = RemoteClocks(remote, base, found, sudo=True)  # the nodes run as root
             clocks.install_shims()
             problem = clocks.probe(str(self.opts.get("python", "python3")))
             if problem is None:
@@ -191,11 +199,11 @@ class SSHProvider:
                 log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
 
     def teardown(self) -> None:
-        """Heal, remove our chain and close every connection. Never raises."""
-        def clean(_n: str, r: SSHRemote) -> None:
+        """Heal, remove our chain and scratch dirs, close every connection. Never raises."""
+        def clean(n: str, r: SSHRemote) -> None:
             script = (f"iptables -w -D INPUT -j {CHAIN}; iptables -w -F {CHAIN}; "
-                      f"iptables -w -X {CHAIN}")
-            r.run(["sh", "-c", script], sudo=True, check=False)
+                      f'iptables -w -X {CHAIN}; [ -z "$1" ] || rm -rf -- "$1"')
+            r.run(["sh", "-c", script, "sh", self.dirs.get(n, "")], sudo=True, check=False)
 
         live = [n for n, r in self.remotes.items() if r._client is not None]
         try:
