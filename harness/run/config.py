@@ -306,10 +306,11 @@ def _combinations(where: Where, cfg: dict[str, Any]) -> None:
     if sum(mix[f] for f in ("read", "write", "cas", "delete")) <= 0:
         raise ConfigError(f"{where('workload_opts')}: workload_opts: the op mix weights must not all be 0")
     if isinstance(cfg["concurrency"], str):
-        cfg["concurrency"] = int(cfg["concurrency"][:-1]) * n
-        if cfg["concurrency"] > MAX_CONCURRENCY:
+        workers = int(cfg["concurrency"][:-1]) * n
+        if workers > MAX_CONCURRENCY:
             raise ConfigError(f"{where('concurrency')}: concurrency: must be <= {MAX_CONCURRENCY} workers, "
-                              f"got {cfg['concurrency']} ({n} nodes)")
+                              f"got {workers} ({n} nodes)")
+        cfg["concurrency"] = workers
     _ask_db_and_provider(where, cfg)
 
 

@@ -119,8 +119,8 @@ def parse_yaml(text: str, source: str) -> Any:
                           f"(character {e.character!r})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{source}: {line}invalid YAML: {one_line(getattr(e, 'problem', None) or e)}") from None
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(f"{source}: {where}invalid YAML: {one_line(getattr(e, 'problem', None) or e)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: nested too deeply to read (at most {MAX_DEPTH} levels)") from None
     except (ValueError, OverflowError) as e:  # e.g. an explicit !!timestamp that is no date, a huge number

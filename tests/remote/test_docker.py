@@ -402,7 +402,7 @@ def fake_docker(tmp_path: Path, fails: int) -> Path:
 def calls(tmp_path: Path) -> list[tuple[str | None, list[str]]]:
     import json
 
-    return [tuple(json.loads(ln)) for ln in (tmp_path / "calls").read_text().splitlines()]  # type: ignore[misc]
+    return [(api, args) for api, args in map(json.loads, (tmp_path / "calls").read_text().splitlines())]
 
 
 def test_a_failed_docker_run_is_retried_and_the_client_pinned_to_the_engine_api(

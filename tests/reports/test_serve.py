@@ -169,7 +169,7 @@ def _thread_count() -> int:
 def test_idle_connections_are_closed_and_bounded(store: Path) -> None:
     """Idle clients neither hold threads beyond the idle timeout nor beyond the cap."""
     server = make_server(store, port=0, idle_timeout=2.0, max_connections=4)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     loop.start()
     idle: list[socket.socket] = []
