@@ -563,7 +563,7 @@ def test_non_root_user_gets_root_through_sudo(lab: SSHLab, sudo_rule: Path, tmp_
             assert float(out) - time.time() > 3500
             scratch = Path(p.dirs["n1"])  # made for the run under provider_opts.dir, root's
             assert scratch.parent == work / "remote" and scratch.stat().st_mode & 0o077 == 0
-            assert (scratch / "clocks" / "n1.faketime").stat().st_uid == 0 == scratch.stat().st_uid
+            assert (scratch / "clocks" / "n1.clock").stat().st_uid == 0 == scratch.stat().st_uid
     finally:
         p.teardown()
     assert not (work / "remote").exists() or list((work / "remote").iterdir()) == []  # scratch removed
