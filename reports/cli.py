@@ -21,6 +21,9 @@ def _serve(args: list[str]) -> int:
     from reports.index import render_index
     from reports.serve import make_server
 
+    if not 0 <= ns.port <= 65535:
+        print(f"faultline serve: --port: expected 0-65535 (0 picks a free one), got {ns.port}", file=sys.stderr)
+        return 3
     if not ns.store.is_dir():
         print(f"faultline serve: {ns.store}: no such store folder", file=sys.stderr)
         return 3
@@ -36,8 +39,9 @@ def _serve(args: list[str]) -> int:
             log.warning("could not refresh %s/index.html: %s", ns.store, exc)
     try:
         server = make_server(ns.store, ns.bind, ns.port)
-    except OSError as exc:
-        print(f"faultline serve: cannot listen on {ns.bind}:{ns.port}: {exc.strerror}", file=sys.stderr)
+    except (OSError, OverflowError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        print(f"faultline serve: cannot listen on {ns.bind}:{ns.port}: {reason}", file=sys.stderr)
         return 3
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"serving {ns.store.resolve()} at http://{host}:{port}/", flush=True)

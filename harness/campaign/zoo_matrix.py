@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from harness.run.config import set_path
+from harness.run import config_file
+from harness.run.config import ConfigError, set_path
 
 ZOO_DIR = Path(__file__).resolve().parents[2] / "configs" / "zoo"
 MATRIX = ZOO_DIR / "matrix.yaml"
@@ -55,11 +56,9 @@ class Entry:
     def raw_config(self) -> dict[str, Any]:
         """The entry's config file with its overrides applied (validated by `faultline run`)."""
         try:
-            raw = yaml.safe_load(self.config.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise MatrixError(f"{self.config}: cannot read entry {self.name!r}: {e}") from None
-        if not isinstance(raw, dict):
-            raise MatrixError(f"{self.config}: entry {self.name!r}: not a mapping")
+            raw = config_file.read(self.config).data  # its `extends:` chain merged in
+        except ConfigError as e:
+            raise MatrixError(f"entry {self.name!r}: {e}") from None
         out = copy.deepcopy(raw)
         for dotted, value in self.overrides.items():
             set_path(out, dotted, value)

@@ -1,7 +1,10 @@
 """The `etcd` DB adapter: a real etcd 3.4 cluster (Debian's etcd-server) on the test's hosts.
 
 etcd is found on each host's PATH or at `db_opts.binary`; `etcdctl` drives leadership and
-membership. Each node keeps `<dir>/<node>/{data/,etcd.log,etcd.pid}` on its host.
+membership. Each node keeps `{data/,etcd.log,etcd.pid}` in a directory of its own: in the
+run's scratch space where the provider shares the controller's file system (NodeDirs), else
+(and whenever `db_opts.dir` is set) in a private directory made afresh for the run under
+`db_opts.dir` (default /tmp, see harness.remotes.private_dir), as etcd runs as root.
 
 An etcd member advertises one peer URL that every other member dials. On a provider whose
 peer links are per-link proxies (`local`), each member therefore advertises the address the
@@ -44,6 +47,7 @@ from harness.protocols import (
     Remote,
     RemoteError,
 )
+from harness.remotes.private_dir import make_private_dir
 from workloads import checkers_for
 
 log = logging.getLogger(__name__)
@@ -57,7 +61,7 @@ _TRANSIENT = ("unhealthy cluster", "leader changed", "no leader", "context deadl
 class EtcdOptions:
     binary: str = "etcd"
     etcdctl: str = "etcdctl"
-    dir: str = "/tmp/faultline-etcd"
+    dir: str = "/tmp"  # base of the members' private directories
     heartbeat_ms: int = 100
     election_ms: int = 1000
     #: Run etcdctl on the controller when it has one (it reaches every node and is never
@@ -68,11 +72,20 @@ class EtcdOptions:
     def from_test(cls, test: Mapping[str, Any]) -> EtcdOptions:
         opts = dict(test.get("db_opts") or {})
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(opts) - known)
+        unknown = sorted(map(str, set(opts) - known))
         if unknown:
             raise HarnessError(f"db_opts.{unknown[0]}: unknown etcd option (known: {', '.join(sorted(known))})")
-        if "dir" not in opts:
-            opts["dir"] = f"/tmp/faultline-etcd/{test.get('name', 'etcd')}-{test.get('seed', 0)}"
+        for key, value in opts.items():
+            want = type(getattr(cls, key))  # the default's type: str, int or bool
+            ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
+            if want is str:
+                ok = ok and bool(value) and value.isprintable()
+            elif want is int:
+                ok = ok and 1 <= value <= 3_600_000
+            if not ok:
+                raise HarnessError(f"db_opts.{key}: expected {want.__name__}, got {value!r}"[:300])
+        if not opts.get("dir", "/").startswith("/"):
+            raise HarnessError(f"db_opts.dir: expected an absolute path, got {opts['dir']!r}")
         return cls(**opts)
 
 
@@ -103,7 +116,10 @@ class EtcdDB:
 
     # -- paths and urls -----------------------------------------------------------------
     def _dir(self, node: str) -> str:
-        return self._dirs.get(node) or f"{self.opts.dir}/{node}"
+        d = self._dirs.get(node)
+        if d is None:
+            raise HarnessError(f"etcd: {node} has no directory (setup did not reach it)")
+        return d
 
     def _pidfile(self, node: str) -> str:
         return f"{self._dir(node)}/etcd.pid"
@@ -138,6 +154,9 @@ class EtcdDB:
         # in the run's scratch space (removed by the runner after collecting).
         if isinstance(provider, NodeDirs) and not self._explicit_dir:
             self._dirs = {n: f"{provider.node_dir(n)}/etcd" for n in self.nodes}
+        else:  # root's, since etcd runs as root
+            for n in self.nodes:
+                self._dirs[n] = make_private_dir(self.remotes[n], self.opts.dir, f"faultline-etcd-{n}", sudo=True)
         self._members = list(self.nodes)
         cluster = ",".join(f"{n}={self.peer_url(n)}" for n in self._members)
         for node in self.nodes:
@@ -147,14 +166,14 @@ class EtcdDB:
         with ThreadPoolExecutor(max_workers=min(16, len(self.nodes))) as pool:
             for fut in [pool.submit(self._install_and_start, n) for n in self.nodes]:
                 fut.result()
-        log.info("etcd: started %d members in %s", len(self.nodes), self._dir(self.nodes[0]).rsplit("/", 2)[0])
+        log.info("etcd: started %d members in %s", len(self.nodes), ", ".join(self._dirs.values()))
 
     def _install_and_start(self, node: str) -> None:
         remote = self.remotes[node]
         res = remote.run([self.opts.binary, "--version"], check=False, timeout=20)
         if res.exit_code != 0:
             raise HarnessError(f"etcd: {self.opts.binary} not runnable on {node} (install etcd-server or set db_opts.binary)")
-        remote.run(["sh", "-c", 'rm -rf "$1" && mkdir -p "$1"', "sh", self._dir(node)], sudo=True)
+        remote.run(["mkdir", "-p", self._dir(node)], sudo=True)
         self.start(node)
 
     def refuse_fault(self, fault: str, provider: Provider) -> str | None:
@@ -405,6 +424,8 @@ class EtcdDB:
 
     def teardown(self) -> None:
         for node, remote in self.remotes.items():
+            if node not in self._dirs:
+                continue  # setup failed before this node had a directory: nothing of it runs
             try:
                 self.kill(node)
                 # The log stays for collect(), which the runner calls after teardown.

@@ -1,8 +1,11 @@
 """RaftkvDB: runs the project's own raftkv node (`python -m nodes`) on each host.
 
 On hosts that share the controller's file system (local, netns) the node runs from this
-source tree; on other hosts (ssh) the `nodes` package is uploaded as an archive and unpacked
-into the node's directory, so the host needs only Python 3.11. Admin operations (status,
+source tree; on other hosts (ssh, docker) the `nodes` package is uploaded as an archive and
+unpacked into the node's directory, so the host needs only Python 3.11. There the node's
+directory is made afresh for the run under `db_opts.dir` (default /tmp) by
+harness.remotes.private_dir: the node runs as root with its code there as cwd and PYTHONPATH,
+so no other user of the host may have made or be able to change it. Admin operations (status,
 leader transfer, membership) go through the node's admin HTTP API.
 
 Every cluster gets a token of its own (`secrets`), uploaded to each node's directory with
@@ -36,6 +39,7 @@ from harness.protocols import (
     RemoteError,
     WaitableRemote,
 )
+from harness.remotes.private_dir import make_private_dir
 from nodes.admin_client import AdminClient, AdminError
 from nodes.bugs import ALL_BUGS
 from workloads import checkers_for
@@ -43,7 +47,7 @@ from workloads import checkers_for
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-#: db_opts for raftkv: `dir` (node dirs on remote hosts), `python` (interpreter there)
+#: db_opts for raftkv: `dir` (base of the node dirs on remote hosts), `python` (interpreter there)
 DB_OPTS = ("dir", "python")
 
 
@@ -74,9 +78,14 @@ class RaftkvDB:
         if unknown_bugs:
             raise HarnessError(f"bugs: unknown raftkv bug {unknown_bugs[0]!r} (known: {', '.join(sorted(ALL_BUGS))})")
         self.opts: Mapping[str, Any] = test.get("db_opts") or {}
-        unknown = sorted(set(self.opts) - set(DB_OPTS))
+        unknown = sorted(map(str, set(self.opts) - set(DB_OPTS)))
         if unknown:
             raise HarnessError(f"db_opts.{unknown[0]}: unknown raftkv option (known: {', '.join(DB_OPTS)})")
+        for key, value in self.opts.items():
+            if not (isinstance(value, str) and value and value.isprintable()):
+                raise HarnessError(f"db_opts.{key}: expected a string, got {value!r}"[:300])
+        if "dir" in self.opts and not self.opts["dir"].startswith("/"):
+            raise HarnessError(f"db_opts.dir: expected an absolute path, got {self.opts['dir']!r}")
         self.nodes: list[str] = list(test["nodes"])
         self.provider: Provider | None = None
         self.remotes: Mapping[str, Remote] = {}
@@ -126,12 +135,15 @@ class RaftkvDB:
         self.remotes = remotes
         # Hosts that share this machine's file system run the node from this source tree.
         shared = isinstance(provider, NodeDirs)
-        base = str(self.opts.get("dir", "/tmp/faultline-raftkv"))
+        base = str(self.opts.get("dir", "/tmp"))
         archive = None if shared else node_archive()
         for node in self.nodes:
-            self._dirs[node] = str(provider.node_dir(node)) if isinstance(provider, NodeDirs) else f"{base}/{node}"
             r = remotes[node]
-            r.run(["mkdir", "-p", self._dirs[node]])
+            if isinstance(provider, NodeDirs):
+                self._dirs[node] = str(provider.node_dir(node))
+                r.run(["mkdir", "-p", self._dirs[node]])
+            else:
+                self._dirs[node] = make_private_dir(r, base, f"faultline-raftkv-{node}")
             self._upload_token(node, r)
             if shared:
                 self._code_dir[node] = str(REPO)

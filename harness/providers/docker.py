@@ -10,6 +10,13 @@ when a test asks for them, use the host's libfaketime built into the image, with
 per node under /opt/faultline (as on ssh). If the engine is not reachable, setup says so
 in one line and creates nothing; a later run removes what a crashed one left.
 
+A docker client newer than the engine (Docker CE's 28 client before Debian's 20.10 engine on
+the PATH) is pinned to the engine's API version (DOCKER_API_VERSION) instead of relying on
+its per-command version negotiation. A failed docker command is reported with all of its
+stderr (docker prints the cause on an earlier line than its last). A container that fails to
+be created or started is removed and tried again, twice at most: a fresh engine under load has
+been seen to fail a first `docker run` that succeeds when repeated.
+
 Config:
 ```yaml
 provider_opts:
@@ -24,6 +31,8 @@ provider_opts:
 from __future__ import annotations
 
 import logging
+import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -47,6 +56,24 @@ BUILT_IMAGE_REPO = "fl-node"
 #: The provider's own directory in each container (clock logs, clock agent).
 NODE_DIR = "/opt/faultline"
 OPTS = ("image", "docker", "host", "subnet", "python")
+#: Attempts at creating and starting one container.
+RUN_ATTEMPTS = 3
+#: Seconds an engine may take to answer: one that is starting makes its socket at once, and
+#: answers once it has initialised.
+ENGINE_WAIT, SOCKET_WAIT = 15.0, 3.0
+
+
+def stderr_line(stderr: bytes, limit: int = 1200) -> str:
+    """All of a docker command's stderr on one line (its cause is often not the last line),
+    without docker's "Run 'docker run --help'" advice."""
+    lines = [ln.strip() for ln in stderr.decode(errors="replace").splitlines()]
+    useful = [ln for ln in lines if ln and not re.match(r"(Run|See) 'docker .*--help'", ln)]
+    text = " | ".join(useful) or "(no error output)"
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _api(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:2])
 
 
 @dataclass(frozen=True)
@@ -55,12 +82,15 @@ class DockerCLI:
 
     binary: str = "docker"
     host: str | None = None
+    #: The engine's API version when the client is newer (DOCKER_API_VERSION); None: negotiate.
+    api_version: str | None = None
 
     def __call__(self, args: Sequence[str], *, check: bool = True, timeout: float = 60.0,
                  stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         argv = [self.binary, *(["-H", self.host] if self.host else []), *args]
+        env = None if self.api_version is None else {**os.environ, "DOCKER_API_VERSION": self.api_version}
         try:
-            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
+            proc = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False, env=env)
         except FileNotFoundError:
             raise HarnessError(f"docker provider: the docker client {self.binary!r} is not installed") from None
         except OSError as e:  # e.g. EACCES from a PATH entry this user may not search
@@ -68,21 +98,57 @@ class DockerCLI:
         except subprocess.TimeoutExpired:
             raise HarnessError(f"docker provider: docker {args[0]} timed out after {timeout}s") from None
         if check and proc.returncode != 0:
-            last = (proc.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-            raise HarnessError(f"docker provider: docker {' '.join(args[:2])} failed: {last}")
+            raise HarnessError(f"docker provider: docker {' '.join(args[:2])} failed: {stderr_line(proc.stderr)}")
         return proc
+
+
+def engine_versions(docker: DockerCLI) -> tuple[str, str] | str:
+    """(client API version, engine API version), or why the engine does not answer (one line).
+    `docker version` answers with a server part only once the engine serves its API."""
+    try:
+        proc = docker(["version", "--format", "{{.Client.DefaultAPIVersion}} {{.Server.APIVersion}}"], check=False,
+                      timeout=20)
+    except HarnessError as e:
+        return str(e)
+    words = proc.stdout.decode(errors="replace").split()
+    if proc.returncode == 0 and len(words) == 2 and all(_api(w) for w in words):
+        return words[0], words[1]
+    return stderr_line(proc.stderr) if proc.stderr.strip() else f"docker version exited {proc.returncode}"
+
+
+def _socket_missing(host: str | None) -> bool:
+    """True if the engine's unix socket does not exist (nothing is starting there)."""
+    host = host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return host.startswith("unix://") and not os.path.exists(host[len("unix://"):])
+
+
+def connect_engine(docker: DockerCLI, wait: float = ENGINE_WAIT, socket_wait: float = SOCKET_WAIT) -> DockerCLI:
+    """The client pinned to the engine's API version if the client is newer; waits up to `wait`
+    seconds for the engine to answer (`socket_wait` while its unix socket does not exist).
+    HarnessError (one line) otherwise."""
+    started = time.monotonic()
+    while True:
+        got = engine_versions(docker)
+        if not isinstance(got, str):
+            break
+        waited = time.monotonic() - started
+        if waited >= wait or (_socket_missing(docker.host) and waited >= socket_wait):
+            raise HarnessError(
+                f"docker provider: the Docker engine is not reachable ({got}); "
+                "start it (Debian package docker.io) or use provider local or netns"
+            )
+        time.sleep(0.5)
+    client, server = got
+    if _api(client) > _api(server):
+        log.info("docker: client API %s is newer than the engine's %s: pinned to %s", client, server, server)
+        return DockerCLI(docker.binary, docker.host, server)
+    return docker
 
 
 def engine_problem(docker: DockerCLI | None = None) -> str | None:
     """None if the Docker engine answers, else a one-line reason."""
-    try:
-        proc = (docker or DockerCLI())(["info", "--format", "{{.ServerVersion}}"], check=False, timeout=20)
-    except HarnessError as e:
-        return str(e)
-    if proc.returncode == 0 and proc.stdout.strip():
-        return None
-    lines = proc.stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"docker info exited {proc.returncode}"
+    got = engine_versions(docker or DockerCLI())
+    return got if isinstance(got, str) else None
 
 
 class DockerRemote:
@@ -189,9 +255,12 @@ class DockerProvider:
     name = "docker"
 
     def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
-        unknown = sorted(set(opts) - set(OPTS))
+        unknown = sorted(map(str, set(opts) - set(OPTS)))
         if unknown:
             raise HarnessError(f"provider_opts.{unknown[0]}: unknown docker option (known: {', '.join(OPTS)})")
+        for key, value in opts.items():
+            if value is not None and not (isinstance(value, str) and value and value.isprintable()):
+                raise HarnessError(f"provider_opts.{key}: expected a string, got {value!r}"[:300])
         self.docker = DockerCLI(str(opts.get("docker", "docker")), opts.get("host"))
         self.run_id = secrets.token_hex(3)
         self.network = f"fl-{self.run_id}"
@@ -210,12 +279,7 @@ class DockerProvider:
         self.clocks: dict[str, RemoteClocks] = {}
 
     def setup(self, nodes: Sequence[str]) -> dict[str, Remote]:
-        problem = engine_problem(self.docker)
-        if problem is not None:
-            raise HarnessError(
-                f"docker provider: the Docker engine is not reachable ({problem}); "
-                "start it (Debian package docker.io) or use provider local or netns"
-            )
+        self.docker = connect_engine(self.docker)
         self.cleanup_leftovers()
         try:
             if self.built:
@@ -224,9 +288,7 @@ class DockerProvider:
             self.docker(["network", "create", "--label", f"{LABEL}={self.run_id}", *subnet, self.network])
             for node in nodes:
                 name = f"fl-{self.run_id}-{node}"
-                self.docker(["run", "-d", "--init", "--name", name, "--hostname", node,
-                             "--network", self.network, "--cap-add", "NET_ADMIN",
-                             "--label", f"{LABEL}={self.run_id}", self.image, "sleep", "infinity"])
+                self.run_container(node, name)
                 self.remotes[node] = DockerRemote(node, name, self.docker)
                 fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
                 self.ips[node] = self.docker(["inspect", "-f", fmt, name]).stdout.decode().strip()
@@ -239,6 +301,24 @@ class DockerProvider:
             raise
         log.info("docker: %d containers on network %s (image %s)", len(nodes), self.network, self.image)
         return dict(self.remotes)
+
+    def run_container(self, node: str, name: str) -> None:
+        """Create and start the node's container; a failed attempt is logged with docker's
+        whole error, its container removed, and tried again (RUN_ATTEMPTS in all)."""
+        argv = ["run", "-d", "--init", "--name", name, "--hostname", node, "--network", self.network,
+                "--cap-add", "NET_ADMIN", "--label", f"{LABEL}={self.run_id}", self.image, "sleep", "infinity"]
+        for attempt in range(1, RUN_ATTEMPTS + 1):
+            proc = self.docker(argv, check=False, timeout=120)
+            if proc.returncode == 0:
+                return
+            error = stderr_line(proc.stderr)
+            # a container may have been created before the failure: its name would be taken
+            self.docker(["rm", "-f", name], check=False)
+            if attempt == RUN_ATTEMPTS:
+                raise HarnessError(f"docker provider: docker run of {node} failed {RUN_ATTEMPTS} times: {error}")
+            log.warning("docker: docker run of %s failed (attempt %d of %d), retrying: %s",
+                        node, attempt, RUN_ATTEMPTS, error)
+            time.sleep(attempt)
 
     def _prepare_clock(self, node: str) -> None:
         remote = self.remotes[node]

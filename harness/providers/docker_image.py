@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 #: Commands a node host runs: DockerRemote's scripts, the raftkv adapter, partitions.
 TOOLS = ("sh", "cat", "mkdir", "rm", "mv", "tail", "dirname", "sleep", "ls", "tar", "gzip", "iptables", "env",
-         "timeout")
+         "timeout", "mktemp", "stat", "id")
 #: Standard-library parts a node never imports; left out to keep the image (and each
 #: container's full copy on the vfs storage driver) small.
 STDLIB_SKIP = frozenset({"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",

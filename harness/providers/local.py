@@ -327,8 +327,18 @@ class LocalProvider:
             r.close()
 
 
+#: provider_opts of the local provider: `host`, the address nodes and proxies listen on.
+OPTS = ("host",)
+
+
 def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
     """Registry entry point (see harness.providers)."""
     opts = test.get("provider_opts") or {}
+    unknown = sorted(map(str, set(opts) - set(OPTS)))
+    if unknown:
+        raise HarnessError(f"provider_opts.{unknown[0]}: unknown local option (known: {', '.join(OPTS)})")
+    host = opts.get("host", "127.0.0.1")
+    if not isinstance(host, str) or not host:
+        raise HarnessError(f"provider_opts.host: expected an address, got {host!r}")
     clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
-    return LocalProvider(work_dir, host=str(opts.get("host", "127.0.0.1")), clock=clock)
+    return LocalProvider(work_dir, host=host, clock=clock)

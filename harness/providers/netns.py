@@ -389,5 +389,8 @@ def _rule_packets(listing: str, src_ip: str, comment: str) -> int:
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
+    unknown = sorted(map(str, test.get("provider_opts") or {}))
+    if unknown:
+        raise HarnessError(f"provider_opts.{unknown[0]}: unknown netns option (the netns provider has none)")
     faults = (test.get("nemesis") or {}).get("faults") or []
     return NetnsProvider(work_dir, clock="clock" in faults)

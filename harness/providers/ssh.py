@@ -10,7 +10,7 @@ provider_opts:
   strict_host_key_checking: true   # false is explicit and logged as a WARNING
   connect_timeout: 10
   retries: 3
-  dir: /tmp/faultline              # scratch dir on the hosts (clock logs, clock agent)
+  dir: /tmp                        # base of the run's private scratch dir on each host (clock logs, agent)
   ports: {peer: 7000, client: 7001, admin: 7002}
   python: python3                  # the nodes' Python: runs the clock probe when clock faults are asked
   hosts:
@@ -19,6 +19,10 @@ provider_opts:
 ```
 Partitions are iptables DROP rules in a chain of our own (`faultline-in`, jumped to from INPUT),
 so healing never touches the hosts' own firewall rules. Commands on all hosts run in parallel.
+The clock logs and the clock agent (on the PYTHONPATH of root daemons) live in a private
+directory made afresh for the run on each host under `dir` (harness.remotes.private_dir),
+never at a fixed path another local user of the host could create first; it is removed at
+teardown.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, TypeVar
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
+from harness.remotes.private_dir import make_private_dir
 from harness.remotes.ssh import SSHHost, SSHRemote
 
 log = logging.getLogger(__name__)
@@ -42,13 +47,56 @@ T = TypeVar("T")
 
 _HOST_FIELDS = {f.name for f in fields(SSHHost)} - {"node"}
 _PROVIDER_FIELDS = {"hosts", "dir", "ports", "python"}
+PORT_NAMES = ("peer", "client", "admin")
+
+
+def _is_port(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65535
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v) and v.isprintable()
+
+
+#: What each option must be: a test and its description for the one-line error.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "hostname": (_text, "a host name or address"),
+    "port": (_is_port, "a port (1-65535)"),
+    "user": (_text, "a user name"),
+    "key_file": (lambda v: v is None or _text(v), "a file name"),
+    "known_hosts": (lambda v: v is None or _text(v), "a file name"),
+    "strict_host_key_checking": (lambda v: isinstance(v, bool), "true or false"),
+    "connect_timeout": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 < v <= 600,
+                        "seconds (0-600)"),
+    "retries": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100, "an integer (1-100)"),
+    "address": (lambda v: v is None or _text(v), "an address"),
+    "dir": (lambda v: _text(v) and v.startswith("/"), "an absolute path"),
+    "python": (_text, "a command"),
+    "hosts": (lambda v: isinstance(v, Mapping), "a mapping of node names to hosts"),
+    "ports": (lambda v: isinstance(v, Mapping) and set(v) <= set(PORT_NAMES) and all(map(_is_port, v.values())),
+              f"a mapping of {', '.join(PORT_NAMES)} to ports"),
+}
+
+
+def _check(where: str, key: str, value: Any) -> None:
+    ok, what = _CHECKS[key]
+    if not ok(value):
+        raise HarnessError(f"{where}.{key}: expected {what}, got {value!r}"[:300])
+
+
+def check_opts(opts: Mapping[str, Any]) -> None:
+    """Refuse an unknown or ill-typed option in one line naming it."""
+    unknown = sorted(map(str, set(opts) - _HOST_FIELDS - _PROVIDER_FIELDS))
+    if unknown:
+        raise HarnessError(f"provider_opts.{unknown[0]}: unknown ssh option "
+                           f"(known: {', '.join(sorted(_HOST_FIELDS | _PROVIDER_FIELDS))})")
+    for key, value in opts.items():
+        _check("provider_opts", key, value)
 
 
 def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSHHost]:
     """Resolve each node's SSHHost from the defaults and its `hosts.<node>` entry."""
-    unknown = sorted(set(opts) - _HOST_FIELDS - _PROVIDER_FIELDS)
-    if unknown:
-        raise HarnessError(f"provider_opts.{unknown[0]}: unknown ssh option")
+    check_opts(opts)
     defaults = {k: v for k, v in opts.items() if k in _HOST_FIELDS}
     hosts = opts.get("hosts") or {}
     out = {}
@@ -56,9 +104,11 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
         entry = hosts.get(node)
         if not isinstance(entry, Mapping) or "hostname" not in entry:
             raise HarnessError(f"provider_opts.hosts.{node}: missing (needs at least hostname)")
-        bad = sorted(set(entry) - _HOST_FIELDS)
+        bad = sorted(map(str, set(entry) - _HOST_FIELDS))
         if bad:
             raise HarnessError(f"provider_opts.hosts.{node}.{bad[0]}: unknown ssh option")
+        for key, value in entry.items():
+            _check(f"provider_opts.hosts.{node}", key, value)
         cfg = SSHHost(node=node, **{**defaults, **entry})
         if not cfg.strict_host_key_checking:
             log.warning("ssh: provider_opts turns host key checking OFF for %s", node)
@@ -69,14 +119,19 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
 class SSHProvider:
     name = "ssh"
 
-    def __init__(self, opts: Mapping[str, Any], clock: bool = False) -> None:
+    def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None) -> None:
+        check_opts(opts)
+        if nodes is not None:  # known at validation: every node must have a host
+            host_configs(opts, nodes)
         self.opts = dict(opts)
         #: Clock control is set up only when the test asks for clock faults: a preloaded
         #: libfaketime that misbehaves would otherwise break every run.
         self.want_clock = clock
         ports = self.opts.get("ports") or {}
         self.ports = (int(ports.get("peer", 7000)), int(ports.get("client", 7001)), int(ports.get("admin", 7002)))
-        self.dir = str(self.opts.get("dir", "/tmp/faultline"))
+        #: Base of the private scratch dir made per run on each host (clock control).
+        self.base = str(self.opts.get("dir", "/tmp"))
+        self.dirs: dict[str, str] = {}
         self.hosts: dict[str, SSHHost] = {}
         self.remotes: dict[str, SSHRemote] = {}
         self.supports_clock = False
@@ -122,17 +177,18 @@ class SSHProvider:
         return dict(self.remotes)
 
     def _prepare_host(self, node: str, remote: SSHRemote) -> None:
-        # One round trip: make the scratch dir and our own iptables chain (heal flushes it
-        # without touching the host's rules), and look for libfaketime.
+        # One round trip: our own iptables chain (heal flushes it without touching the host's
+        # rules), and look for libfaketime.
         script = (
-            'mkdir -p "$1/clocks" && '
             f"(iptables -w -N {CHAIN} 2>/dev/null; true) && iptables -w -F {CHAIN} && "
             f"(iptables -w -C INPUT -j {CHAIN} 2>/dev/null || iptables -w -I INPUT -j {CHAIN}) && "
             f"(ls {LIBFAKETIME_GLOB} 2>/dev/null | head -n 1)"
         )
-        found = remote.run(["sh", "-c", script, "sh", self.dir], sudo=True).stdout.strip()
+        found = remote.run(["sh", "-c", script], sudo=True).stdout.strip()
         if found and self.want_clock:
-            clocks = RemoteClocks(remote, self.dir, found, sudo=True)  # the nodes run as root
+            # root's: root daemons load the clock agent from here and follow their clock log
+            base = self.dirs[node] = make_private_dir(remote, self.base, "faultline", sudo=True)
+            clocks = RemoteClocks(remote, base, found, sudo=True)  # the nodes run as root
             clocks.install_shims()
             problem = clocks.probe(str(self.opts.get("python", "python3")))
             if problem is None:
@@ -143,11 +199,11 @@ class SSHProvider:
                 log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
 
     def teardown(self) -> None:
-        """Heal, remove our chain and close every connection. Never raises."""
-        def clean(_n: str, r: SSHRemote) -> None:
+        """Heal, remove our chain and scratch dirs, close every connection. Never raises."""
+        def clean(n: str, r: SSHRemote) -> None:
             script = (f"iptables -w -D INPUT -j {CHAIN}; iptables -w -F {CHAIN}; "
-                      f"iptables -w -X {CHAIN}")
-            r.run(["sh", "-c", script], sudo=True, check=False)
+                      f'iptables -w -X {CHAIN}; [ -z "$1" ] || rm -rf -- "$1"')
+            r.run(["sh", "-c", script, "sh", self.dirs.get(n, "")], sudo=True, check=False)
 
         live = [n for n, r in self.remotes.items() if r._client is not None]
         try:
@@ -206,4 +262,4 @@ class SSHProvider:
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
     faults = (test.get("nemesis") or {}).get("faults") or []
-    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults)
+    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"))

@@ -1,13 +1,16 @@
 """Test configuration: YAML validated against an explicit schema, defaults resolved, seed fixed.
 
 Every error is one line naming the file and the dotted field, e.g.
-`configs/x.yaml: nemesis.interval: expected a number, got 'abc'`. Command-line flags are
-applied as overrides to the raw mapping before validation, so they are checked the same way.
+`configs/x.yaml: nemesis.interval: expected a number, got 'abc'`; with `extends:` the file named
+is the one that set the field (reading files and `extends:` chains: harness.run.config_file).
+Command-line flags are applied as overrides to the raw mapping before validation, so they are
+checked the same way. Everything is refused here, before a run folder exists.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import re
 import tempfile
@@ -16,19 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness import providers
 from harness.nemesis import registry
 from harness.nemesis.faults import link
 from harness.protocols import HarnessError, ReplicaCopies
+from harness.run import config_file
+from harness.run.config_file import ConfigError, RawConfig
 from workloads import WORKLOADS
 from workloads import get as get_workload
 
-
-class ConfigError(HarnessError):
-    """A config file or flag is invalid; the message is one line naming file and field."""
-
+__all__ = ["ConfigError", "RawConfig", "load", "set_path", "validate"]
 
 READ_MODES = ("linearizable", "lease", "serializable")
 
@@ -42,35 +42,56 @@ class Field:
 
 
 def _describe(v: Any) -> str:
-    return repr(v) if isinstance(v, str) else f"{type(v).__name__} {v!r}"
+    text = repr(v) if isinstance(v, str) else f"{type(v).__name__} {v!r}"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
-def _num(lo: float | None = None, hi: float | None = None) -> Callable[[str, Any], Any]:
+#: Upper bounds: beyond them a value is a typo, and would overflow a timer or exhaust memory.
+MAX_NUMBER = 1e6  # seconds (11 days), ops/s, weights
+MAX_INT = 2**31 - 1
+
+
+def _num(lo: float | None = None, hi: float = MAX_NUMBER) -> Callable[[str, Any], Any]:
     def check(path: str, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError(f"expected a number, got {_describe(v)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"expected a finite number, got {v}")
         if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo}, got {v}")
-        if hi is not None and v > hi:
-            raise ValueError(f"must be <= {hi}, got {v}")
+            raise ValueError(f"must be >= {lo}, got {_describe(v)}")
+        if v > hi:
+            raise ValueError(f"must be <= {hi:g}, got {_describe(v)}")
         return float(v)
 
     return check
 
 
-def _int(lo: int | None = None) -> Callable[[str, Any], Any]:
+def _int(lo: int | None = None, hi: int = MAX_INT) -> Callable[[str, Any], Any]:
     def check(path: str, v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"expected an integer, got {_describe(v)}")
         if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo}, got {v}")
+            raise ValueError(f"must be >= {lo}, got {_describe(v)}")
+        if v > hi:
+            raise ValueError(f"must be <= {hi}, got {_describe(v)}")
         return v
 
     return check
 
 
-def _opt_int(path: str, v: Any) -> int | None:
-    return None if v is None else _int()(path, v)
+def _seed(path: str, v: Any) -> int | None:
+    return None if v is None else _int(-(2**63), 2**63 - 1)(path, v)
+
+
+def _name(path: str, v: Any) -> str:
+    """The test's name: a folder of the store, so one plain path component."""
+    _str(path, v)
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", v):
+        raise ValueError(
+            "expected up to 100 letters, digits, '.', '_' or '-', not starting with '.' "
+            f"(it names the run's folder in the store), got {_describe(v)}"
+        )
+    return v
 
 
 def _bool(path: str, v: Any) -> bool:
@@ -142,23 +163,29 @@ def _nodes(path: str, v: Any) -> list[str]:
     return names
 
 
+#: Client workers are threads of the controller.
+MAX_CONCURRENCY = 1024
+
+
 def _concurrency(path: str, v: Any) -> int | str:
     """An int, or Jepsen's multiple of the node count like `2n` (resolved later)."""
+    if isinstance(v, str) and re.fullmatch(r"[1-9]\d{0,3}n", v):
+        return v
+    if isinstance(v, str) and re.fullmatch(r"[1-9]\d{0,30}", v):
+        v = int(v)
     if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        if v > MAX_CONCURRENCY:
+            raise ValueError(f"must be <= {MAX_CONCURRENCY} workers, got {v}")
         return v
-    if isinstance(v, str) and re.fullmatch(r"[1-9]\d*n", v):
-        return v
-    if isinstance(v, str) and re.fullmatch(r"[1-9]\d*", v):
-        return int(v)
     raise ValueError(f"expected a positive integer or a multiple of nodes like '2n', got {_describe(v)}")
 
 
 Schema = dict[str, "Field | dict[str, Any]"]
 
 RAFT: Schema = {
-    "election_tick": Field(_int(2), 10),
-    "heartbeat_tick": Field(_int(1), 1),
-    "tick_interval_ms": Field(_int(1), 100),
+    "election_tick": Field(_int(2, 100_000), 10),
+    "heartbeat_tick": Field(_int(1, 100_000), 1),
+    "tick_interval_ms": Field(_int(1, 60_000), 100),
     "pre_vote": Field(_bool, True),
     "check_quorum": Field(_bool, True),
     "read_mode": Field(_choice(READ_MODES), "linearizable"),
@@ -167,8 +194,8 @@ RAFT: Schema = {
 }
 
 WORKLOAD_OPTS: Schema = {
-    "keys": Field(_int(1), 4),
-    "ops_per_key": Field(_int(1), 150),
+    "keys": Field(_int(1, 1_000_000), 4),
+    "ops_per_key": Field(_int(1, 1_000_000_000), 150),
     "read": Field(_num(0), 0.5),
     "write": Field(_num(0), 0.3),
     "cas": Field(_num(0), 0.15),
@@ -205,7 +232,7 @@ CHECKER: Schema = {
 }
 
 SCHEMA: Schema = {
-    "name": Field(_str, "raftkv"),
+    "name": Field(_name, "raftkv"),
     "db": Field(_str, "raftkv"),
     "provider": Field(_choice(providers.NAMES), "local"),
     "nodes": Field(_nodes, 3),
@@ -215,10 +242,10 @@ SCHEMA: Schema = {
     "warmup": Field(_num(0), 5.0),
     "concurrency": Field(_concurrency, "2n"),
     "rate": Field(_num(0), 100.0),
-    "seed": Field(_opt_int, None),
+    "seed": Field(_seed, None),
     "bugs": Field(_list_of(None), []),
     "store": Field(_str, "store"),
-    "test_count": Field(_int(1), 1),
+    "test_count": Field(_int(1, 100_000), 1),
     "junit": Field(_opt_str, None),
     "recovery_timeout": Field(_num(1), 30.0),
     "final_reads": Field(_bool, True),
@@ -232,48 +259,73 @@ SCHEMA: Schema = {
 }
 
 
-def _validate(source: str, schema: Schema, raw: Any, prefix: str) -> dict[str, Any]:
-    where = prefix.rstrip(".") or "(top level)"
+Where = Callable[[str], str]
+"""Names the file that set a dotted field (the one file, or the file of an `extends:` chain)."""
+
+
+def _key(k: Any) -> str:
+    """A mapping key as a field name in a one-line message."""
+    text = k if isinstance(k, str) and k.isprintable() else repr(k)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _validate(where: Where, schema: Schema, raw: Any, prefix: str) -> dict[str, Any]:
+    here = prefix.rstrip(".") or "(top level)"
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: {where}: expected a mapping, got {_describe(raw)}")
+        raise ConfigError(f"{where(here)}: {here}: expected a mapping, got {_describe(raw)}")
     for key in raw:
         if key not in schema:
-            raise ConfigError(f"{source}: {prefix}{key}: unknown field (known: {', '.join(schema)})")
+            path = f"{prefix}{_key(key)}"
+            raise ConfigError(f"{where(path)}: {path}: unknown field (known: {', '.join(schema)})")
     out: dict[str, Any] = {}
     for key, spec in schema.items():
         path = f"{prefix}{key}"
         if isinstance(spec, dict):
-            out[key] = _validate(source, spec, raw.get(key), f"{path}.")
+            out[key] = _validate(where, spec, raw.get(key), f"{path}.")
             continue
         value = raw[key] if key in raw else copy.deepcopy(spec.default)
         try:
             out[key] = spec.check(path, value) if value is not None or key in raw else None
         except ValueError as e:
-            raise ConfigError(f"{source}: {path}: {e}") from None
+            raise ConfigError(f"{where(path)}: {path}: {e}") from None
     return out
 
 
-def _combinations(source: str, cfg: dict[str, Any]) -> None:
+def _combinations(where: Where, cfg: dict[str, Any]) -> None:
     """Refuse combinations that cannot be made real, naming the field at fault."""
     n = len(cfg["nodes"])
     if cfg["warmup"] >= cfg["time_limit"]:
-        raise ConfigError(f"{source}: warmup: must be shorter than time_limit ({cfg['time_limit']})")
+        raise ConfigError(f"{where('warmup')}: warmup: must be shorter than time_limit ({cfg['time_limit']})")
     if cfg["nemesis"]["quiet"] and cfg["warmup"] + cfg["nemesis"]["quiet"] >= cfg["time_limit"]:
         raise ConfigError(
-            f"{source}: nemesis.quiet: warmup + quiet must leave time for faults within time_limit "
+            f"{where('nemesis.quiet')}: nemesis.quiet: warmup + quiet must leave time for faults within time_limit "
             f"({cfg['warmup']} + {cfg['nemesis']['quiet']} >= {cfg['time_limit']})"
         )
     mix = cfg["workload_opts"]
     if sum(mix[f] for f in ("read", "write", "cas", "delete")) <= 0:
-        raise ConfigError(f"{source}: workload_opts: the op mix weights must not all be 0")
+        raise ConfigError(f"{where('workload_opts')}: workload_opts: the op mix weights must not all be 0")
     if isinstance(cfg["concurrency"], str):
-        cfg["concurrency"] = int(cfg["concurrency"][:-1]) * n
-    _ask_db_and_provider(source, cfg)
+        workers = int(cfg["concurrency"][:-1]) * n
+        if workers > MAX_CONCURRENCY:
+            raise ConfigError(f"{where('concurrency')}: concurrency: must be <= {MAX_CONCURRENCY} workers, "
+                              f"got {workers} ({n} nodes)")
+        cfg["concurrency"] = workers
+    _ask_db_and_provider(where, cfg)
 
 
-def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
+def _refusal(where: Where, owner: str, e: Exception) -> ConfigError:
+    """The adapter's or provider's one-line refusal, naming the file of the field it starts
+    with (`db_opts.dir: ...`); a refusal naming no field is put under `owner` (db, provider)."""
+    msg = config_file.one_line(e)
+    head = msg.split(":", 1)[0]
+    if ":" in msg and head.split(".", 1)[0] in SCHEMA:
+        return ConfigError(f"{where(head)}: {msg}")
+    return ConfigError(f"{where(owner)}: {owner}: {msg}")
+
+
+def _ask_db_and_provider(where: Where, cfg: dict[str, Any]) -> None:
     """Create the DB adapter and the provider as the run would (their constructors read the
     config and do no I/O): unknown plug-ins, bad db_opts / provider_opts, and faults that the
     DB or the provider cannot make real are refused here, before any run folder exists."""
@@ -282,25 +334,31 @@ def _ask_db_and_provider(source: str, cfg: dict[str, Any]) -> None:
     try:
         factory = dbs.get(cfg["db"])
     except HarnessError as e:
-        raise ConfigError(f"{source}: db: {e}") from None
+        raise ConfigError(f"{where('db')}: db: {e}") from None
     try:
         db = dbs.checked(cfg["db"], factory(cfg))
     except HarnessError as e:  # the adapter names the field (db_opts.x, bugs, raft.read_mode)
-        raise ConfigError(f"{source}: {e}") from None
+        raise _refusal(where, "db", e) from None
+    except Exception as e:  # a plug-in that does not say which field: still one line, no traceback
+        raise ConfigError(f"{where('db_opts')}: db_opts: db {cfg['db']} refused the config: "
+                          f"{type(e).__name__}: {config_file.one_line(e)}") from None
     try:
         provider = providers.get(cfg["provider"])(cfg, Path(tempfile.gettempdir()) / "faultline-validate")
-    except HarnessError as e:
-        raise ConfigError(f"{source}: provider: {e}") from None
+    except HarnessError as e:  # the provider names the field (provider_opts.x)
+        raise _refusal(where, "provider", e) from None
+    except Exception as e:
+        raise ConfigError(f"{where('provider_opts')}: provider_opts: the {cfg['provider']} provider refused them: "
+                          f"{type(e).__name__}: {config_file.one_line(e)}") from None
     if get_workload(cfg["workload"]).final_reads == "replicas" and not isinstance(db, ReplicaCopies):
         raise ConfigError(
-            f"{source}: workload: {cfg['workload']} needs a DB that reads each replica's own copy of "
+            f"{where('workload')}: workload: {cfg['workload']} needs a DB that reads each replica's own copy of "
             f"the log (ReplicaCopies), which db {cfg['db']} lacks"
         )
     for fault in cfg["nemesis"]["faults"]:
         why = registry.refusal(fault, cfg, db, provider)
         if why:
             raise ConfigError(
-                f"{source}: nemesis.faults: {fault} cannot be made real for db {cfg['db']} "
+                f"{where('nemesis.faults')}: nemesis.faults: {fault} cannot be made real for db {cfg['db']} "
                 f"on the {cfg['provider']} provider: {why}"
             )
 
@@ -322,21 +380,31 @@ def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def validate(raw: Any, source: str = "<config>", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Validate a raw mapping (+ dotted overrides) into a resolved config with a fixed seed."""
+def validate(
+    raw: Any, source: str | RawConfig = "<config>", overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Validate a raw mapping (+ dotted overrides) into a resolved config with a fixed seed.
+    `source` names the file in errors; a RawConfig (from config_file.read) names, per field,
+    the file of its `extends:` chain that set it."""
+    if isinstance(source, RawConfig):
+        where: Where = source.source
+        top = source.top
+    else:
+        top = source
+        where = lambda _path: top  # noqa: E731
     merged: dict[str, Any] = copy.deepcopy(raw) if isinstance(raw, dict) else raw
     if overrides:
         if merged is None:
             merged = {}
         if not isinstance(merged, dict):
-            raise ConfigError(f"{source}: (top level): expected a mapping, got {_describe(merged)}")
+            raise ConfigError(f"{top}: (top level): expected a mapping, got {_describe(merged)}")
         for dotted, value in overrides.items():
             set_path(merged, dotted, value)
     if isinstance(merged, dict):
         # A saved test.yaml replays as a config: what the run recorded about itself is not input.
         merged = {k: v for k, v in merged.items() if k not in RUN_METADATA}
-    cfg = _validate(source, SCHEMA, merged, "")
-    _combinations(source, cfg)
+    cfg = _validate(where, SCHEMA, merged, "")
+    _combinations(where, cfg)
     if cfg["seed"] is None:
         # The seed is fixed here and saved, so the run can be replayed.
         cfg["seed"] = random.SystemRandom().randrange(1, 2**31)
@@ -344,18 +412,8 @@ def validate(raw: Any, source: str = "<config>", overrides: Mapping[str, Any] | 
 
 
 def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Read and validate a YAML config file (None = defaults only)."""
+    """Read (with its `extends:` chain) and validate a YAML config file (None = defaults only)."""
     if path is None:
         return validate({}, "<defaults>", overrides)
-    source = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read: {e.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{source}: {line}invalid YAML: {getattr(e, 'problem', e)}") from None
-    return validate(raw, source, overrides)
+    raw = config_file.read(path)
+    return validate(raw.data, raw, overrides)

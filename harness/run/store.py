@@ -38,7 +38,9 @@ class RunDir:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "test"
+    """One plain path component: never `.`, `..` or hidden (the config refuses such names;
+    this keeps a run folder inside the store whatever calls it)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-").lstrip(".")[:100] or "test"
 
 
 def create_run(store: Path, test_name: str, seed: int) -> RunDir:

@@ -134,12 +134,16 @@ def test_nodes_run_from_uploaded_archive(tmp_path: Path) -> None:
     try:
         db.setup(provider, provider.setup(test["nodes"]), test)
         for node in test["nodes"]:
-            code = tmp_path / "work" / node / "code"
-            assert (code / "nodes" / "__main__.py").exists()
+            # a private dir made for this run under db_opts.dir (harness.remotes.private_dir)
+            home = Path(db.node_dir(node))
+            assert home.parent == tmp_path / "work" and home.name.startswith(f"faultline-raftkv-{node}.")
+            assert home.stat().st_mode & 0o077 == 0
+            assert (home / "code" / "nodes" / "__main__.py").exists()
             assert db.argv(node)[0] == sys.executable
         assert write_ok(db, db.wait_for_leader(10), "z", 1)
-        environ = Path(f"/proc/{int((tmp_path / 'work' / 'n1' / 'node.pid').read_text())}/environ").read_bytes()
-        assert f"PYTHONPATH={tmp_path / 'work' / 'n1' / 'code'}".encode() in environ
+        home = Path(db.node_dir("n1"))
+        environ = Path(f"/proc/{int((home / 'node.pid').read_text())}/environ").read_bytes()
+        assert f"PYTHONPATH={home / 'code'}".encode() in environ
     finally:
         db.teardown()
         provider.teardown()

@@ -20,9 +20,8 @@ pytestmark = pytest.mark.slow
 
 def test_etcd_log_run_reads_every_member(store: Path, tmp_path: Path) -> None:
     require_binary("etcd", "etcdctl")
-    cfg = yaml.safe_load((REPO / "configs" / "etcd-local.yaml").read_text())
-    cfg.update(workload="log", time_limit=12, warmup=2, rate=40, recovery_timeout=15)
-    cfg["nemesis"].update(faults=["partition", "kill"], interval=4, duration=3)
+    cfg = {"extends": str(REPO / "configs" / "etcd-local.yaml"), "workload": "log", "time_limit": 12, "warmup": 2,
+           "rate": 40, "recovery_timeout": 15, "nemesis": {"faults": ["partition", "kill"], "interval": 4, "duration": 3}}
     path = tmp_path / "etcd-log.yaml"
     path.write_text(yaml.safe_dump(cfg))
     argv = [sys.executable, "-m", "harness", "run", str(path), "--store", str(store), "--seed", "4"]

@@ -146,9 +146,13 @@ def ours(engine: Engine) -> list[str]:
     return found + [f"image {t}" for t in images]
 
 
-def host_links() -> set[str]:
-    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=True).stdout
+def host_links(*args: str) -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", *args], capture_output=True, text=True, check=True).stdout
     return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+def links_on(bridge: str) -> set[str]:
+    return host_links("master", bridge)
 
 
 @pytest.mark.root
@@ -156,7 +160,7 @@ def host_links() -> set[str]:
 def test_containers_run_commands_files_daemons_partitions(engine: Engine, tmp_path: Path) -> None:
     from harness.providers.docker import DockerProvider
 
-    links_before = host_links()
+    mine: set[str] = set()
     p = DockerProvider({"host": engine.host})
     try:
         remotes = p.setup(NODES)
@@ -203,11 +207,15 @@ def test_containers_run_commands_files_daemons_partitions(engine: Engine, tmp_pa
         r2.start_daemon(["python3", "-c", LISTENER, "7001"], pidfile=pidfile, logfile="/tmp/run/listener.log")
         eventually("listener back", lambda: dial(r1) == "hi", 5)
         net_id = p.docker(["network", "inspect", "-f", "{{.Id}}", p.network]).stdout.decode().strip()
-        assert f"br-{net_id[:12]}" in host_links()
+        bridge = f"br-{net_id[:12]}"
+        assert bridge in host_links()
+        # the run's own links: its bridge and the veths on it (other engines may add theirs)
+        mine = {bridge} | links_on(bridge)
+        assert len(mine) == 1 + len(NODES)
     finally:
         p.teardown()
     assert ours(engine) == []
-    assert host_links() <= links_before, "bridge or veth of the run left on the host"
+    assert not mine & host_links(), "bridge or veth of the run left on the host"
 
 
 @pytest.mark.root
@@ -352,3 +360,80 @@ def test_image_rootfs_has_python_and_tools() -> None:
     assert any(Path(f).name.startswith("libc.so") for f in fs.files)
     # and the unwinder glibc dlopens for pthread_exit (a daemon thread at interpreter exit)
     assert any(Path(f).name == "libgcc_s.so.1" for f in fs.files)
+
+
+#: A docker client standing in for Docker CE 28's against a 20.10 engine: `version` reports
+#: API 1.50 / 1.41, every call is logged with its DOCKER_API_VERSION, and `docker run` fails
+#: the first FAILS times the way the CE 28 client prints a daemon error: the cause first,
+#: its advice last.
+FAKE_DOCKER = """#!{python}
+import json, os, sys
+state = {state!r}
+args = sys.argv[1:]
+if args[:1] == ["-H"]:
+    args = args[2:]
+with open(state + "/calls", "a") as f:
+    f.write(json.dumps([os.environ.get("DOCKER_API_VERSION"), args]) + "\\n")
+cmd = args[0]
+if cmd == "version":
+    print("1.50 1.41")
+elif cmd == "run":
+    runs = state + "/runs"
+    n = int(open(runs).read()) if os.path.exists(runs) else 0
+    open(runs, "w").write(str(n + 1))
+    if n < {fails}:
+        sys.stderr.write("WARNING: IPv4 forwarding is disabled. Networking will not work.\\n"
+                         "docker: Error response from daemon: the cause, on an earlier line.\\n\\n"
+                         "Run 'docker run --help' for more information\\n")
+        sys.exit(125)
+    print("0123456789ab")
+elif cmd == "inspect":
+    print("10.78.0.2")
+"""
+
+
+def fake_docker(tmp_path: Path, fails: int) -> Path:
+    path = tmp_path / "docker"
+    path.write_text(FAKE_DOCKER.format(python=sys.executable, state=str(tmp_path), fails=fails))
+    path.chmod(0o755)
+    return path
+
+
+def calls(tmp_path: Path) -> list[tuple[str | None, list[str]]]:
+    import json
+
+    return [(api, args) for api, args in map(json.loads, (tmp_path / "calls").read_text().splitlines())]
+
+
+def test_a_failed_docker_run_is_retried_and_the_client_pinned_to_the_engine_api(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from harness.providers.docker import DockerProvider
+
+    p = DockerProvider({"docker": str(fake_docker(tmp_path, fails=1)), "image": "prebuilt:1",
+                        "host": f"unix://{tmp_path / 'calls'}"})  # a socket path that exists
+    with caplog.at_level(logging.WARNING, logger="harness.providers.docker"):
+        p.setup(["n1", "n2"])
+    made = calls(tmp_path)
+    assert made[0] == (None, ["version", "--format", "{{.Client.DefaultAPIVersion}} {{.Server.APIVersion}}"])
+    assert all(api == "1.41" for api, _ in made[1:]), made  # pinned once the engine answered
+    runs = [args for _, args in made if args[0] in ("run", "rm")]
+    name = f"fl-{p.run_id}-n1"
+    assert [a[0] for a in runs] == ["run", "rm", "run", "run"] and runs[1] == ["rm", "-f", name]
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "Error response from daemon: the cause, on an earlier line." in warning and "--help" not in warning
+
+
+def test_a_docker_run_that_keeps_failing_shows_the_whole_error(tmp_path: Path) -> None:
+    from harness.providers.docker import DockerProvider
+
+    p = DockerProvider({"docker": str(fake_docker(tmp_path, fails=99)), "image": "prebuilt:1",
+                        "host": f"unix://{tmp_path / 'calls'}"})
+    with pytest.raises(HarnessError) as err:
+        p.setup(["n1"])
+    msg = str(err.value)
+    assert "\n" not in msg and "failed 3 times" in msg, msg
+    assert "IPv4 forwarding is disabled" in msg and "Error response from daemon: the cause" in msg, msg
+    assert [args for _, args in calls(tmp_path) if args[0] == "rm"] == [["rm", "-f", f"fl-{p.run_id}-n1"]] * 3

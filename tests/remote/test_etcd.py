@@ -223,7 +223,8 @@ def test_etcd_on_local(tmp_path: Path) -> None:
         db.teardown()
         provider.teardown()
     assert pids and not any(pid_alive(p) for p in pids)
-    assert not (tmp_path / "etcd" / "n1" / "data").exists()
+    dirs = list((tmp_path / "etcd").glob("faultline-etcd-n1.*"))  # the member's private dir
+    assert len(dirs) == 1 and (dirs[0] / "etcd.log").exists() and not (dirs[0] / "data").exists()
     db.collect("n1", tmp_path / "out" / "n1")  # the runner collects after teardown
     assert "etcd" in (tmp_path / "out" / "n1" / "etcd.log").read_text()
 

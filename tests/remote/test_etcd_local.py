@@ -17,6 +17,7 @@ import yaml
 
 from harness.db.etcd_client import EtcdClient
 from harness.net.grudges import isolate
+from harness.run import config_file
 from tests.support.env import REPO, procs_naming, require_binary
 
 pytestmark = pytest.mark.slow
@@ -123,7 +124,7 @@ def test_faultline_run_with_partitions_is_valid(store: Path, tmp_path: Path) -> 
     every 3 s): linearizable reads must be judged valid, and nothing may be left running."""
     require_binary("etcd", "etcdctl")
     # The shipped config, shortened to keep the suite within its budget.
-    cfg = yaml.safe_load((REPO / "configs" / "etcd-local.yaml").read_text())
+    cfg = config_file.read(REPO / "configs" / "etcd-local.yaml").data  # with what it extends
     cfg.update(time_limit=16, warmup=2, rate=40, recovery_timeout=15)
     cfg["nemesis"].update(faults=["partition"], interval=3, duration=2)
     config = tmp_path / "etcd-local-short.yaml"
@@ -148,7 +149,7 @@ def test_faultline_run_with_link_delays_is_valid(store: Path, tmp_path: Path) ->
     """etcd's peer streams delayed, jittered and reordered across connections by the proxies
     (loss and duplication are refused for byte streams): valid, and the delays were real."""
     require_binary("etcd", "etcdctl")
-    cfg = yaml.safe_load((REPO / "configs" / "etcd-local.yaml").read_text())
+    cfg = config_file.read(REPO / "configs" / "etcd-local.yaml").data  # with what it extends
     cfg.update(time_limit=16, warmup=2, rate=40, recovery_timeout=15)
     cfg["nemesis"].update(faults=["link"], interval=3, duration=2.5, links=["delay", "jitter", "reorder"],
                           link_delay_ms=150, link_targets=["all", "node"])  # fmt: skip

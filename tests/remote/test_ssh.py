@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -277,7 +279,9 @@ def test_etcd_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
     finally:
         db.teardown()
         p.teardown()
-    assert not (tmp_path / "etcd" / "n1" / "data").exists()
+    dirs = list((tmp_path / "etcd").glob("faultline-etcd-n1.*"))  # the member's private dir, root's
+    assert len(dirs) == 1 and dirs[0].stat().st_uid == 0 and dirs[0].stat().st_mode & 0o077 == 0
+    assert not (dirs[0] / "data").exists()
 
 
 def test_whole_raftkv_run_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
@@ -301,11 +305,56 @@ def test_whole_raftkv_run_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
     assert any(op["type"] == "ok" and op["process"] != "nemesis" for op in history)
     assert any(op["process"] == "nemesis" and "partition" in op["f"] for op in history)
     for n in NODES:
-        # Uploaded as an archive and unpacked on the host; logs fetched back over SFTP.
-        assert (tmp_path / "hosts" / n / "code" / "nodes" / "__main__.py").exists()
+        # Uploaded as an archive and unpacked on the host, in a private dir made for the run;
+        # logs fetched back over SFTP.
+        (home,) = (tmp_path / "hosts").glob(f"faultline-raftkv-{n}.*")
+        assert home.stat().st_mode & 0o077 == 0
+        assert (home / "code" / "nodes" / "__main__.py").exists()
         assert (outcome.run_dir / "nodes" / n / "events.jsonl").stat().st_size > 0
     rules = lab.netns.remotes["n1"].run(["iptables-save"]).stdout
     assert "faultline-in" not in rules
+
+
+def test_files_of_root_daemons_never_go_where_another_user_could_plant_code(lab: SSHLab, tmp_path: Path) -> None:
+    """A local user of a host makes the node's directory first, with a sitecustomize.py the
+    root daemon would import from its PYTHONPATH: refused in one line, nothing runs from it.
+    With the default base each node gets a fresh owner-only directory instead."""
+    from harness.db.raftkv import RaftkvDB
+    from harness.providers.ssh import SSHProvider
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    shared = tmp_path / "shared"  # a world-writable, sticky dir like /tmp
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted = shared / "faultline-raftkv"
+    marker = tmp_path / "pwned"
+    for n in NODES:
+        (planted / n / "code").mkdir(parents=True)
+        (planted / n / "code" / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('{n}')\n")
+        for d in (planted / n, planted / n / "code"):
+            os.chown(d, nobody, nobody)
+    os.chown(planted, nobody, nobody)
+    test = {"nodes": NODES, "raft": {}, "db_opts": {"dir": str(planted), "python": sys.executable}}
+    p = SSHProvider(lab.opts(), nodes=NODES)
+    db = RaftkvDB(test)
+    try:
+        with pytest.raises(RemoteError) as err:
+            db.setup(p, p.setup(NODES), test)
+        msg = str(err.value)
+        assert "\n" not in msg and f"refusing {planted}" in msg and f"owned by uid {nobody}" in msg, msg
+    finally:
+        db.teardown()
+        p.teardown()
+    assert not marker.exists()
+    assert sorted(q.name for q in planted.iterdir()) == NODES  # nothing of ours went in
+
+    clock = SSHProvider(lab.opts(dir=str(planted)), clock=True)  # the provider's scratch dir too
+    try:
+        if find_libfaketime() is not None:
+            with pytest.raises(RemoteError, match=f"owned by uid {nobody}"):
+                clock.setup(["n1"])
+    finally:
+        clock.teardown()
 
 
 def test_clock_control_only_when_asked_and_probed(lab: SSHLab) -> None:
@@ -512,9 +561,12 @@ def test_non_root_user_gets_root_through_sudo(lab: SSHLab, sudo_rule: Path, tmp_
             out = r1.run([HOST_PYTHON, "-c", "import time; print(time.time())"], sudo=True,
                          env=p.node_env("n1")).stdout
             assert float(out) - time.time() > 3500
-            assert (work / "remote" / "clocks" / "n1.faketime").stat().st_uid == 0
+            scratch = Path(p.dirs["n1"])  # made for the run under provider_opts.dir, root's
+            assert scratch.parent == work / "remote" and scratch.stat().st_mode & 0o077 == 0
+            assert (scratch / "clocks" / "n1.clock").stat().st_uid == 0 == scratch.stat().st_uid
     finally:
         p.teardown()
+    assert not (work / "remote").exists() or list((work / "remote").iterdir()) == []  # scratch removed
     for n in NODES:
         assert CHAIN not in lab.netns.remotes[n].run(["iptables-save"]).stdout
 
@@ -548,8 +600,11 @@ def test_whole_raftkv_run_over_ssh_as_non_root(lab: SSHLab, sudo_rule: Path) -> 
         done = {op["f"] for op in history if op["process"] == "nemesis" and "error" not in op}
         assert "start-partition" in done, done
         for n in NODES:
-            # Node files were written by root (the node ran through sudo) and still collected.
-            assert (hosts / n / "node.log").stat().st_uid == 0
+            # Node files were written by root (the node ran through sudo) and still collected,
+            # in a dir the login user made for the run.
+            (home,) = hosts.glob(f"faultline-raftkv-{n}.*")
+            assert home.stat().st_uid == pwd.getpwnam(SUDO_USER).pw_uid and home.stat().st_mode & 0o077 == 0
+            assert (home / "node.log").stat().st_uid == 0
             assert (outcome.run_dir / "nodes" / n / "events.jsonl").stat().st_size > 0
         assert "faultline-in" not in lab.netns.remotes["n1"].run(["iptables-save"]).stdout
     finally:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from reports import render_run
-from reports.serve import Refused, resolve_in_store
+from reports.serve import Refused, make_server, resolve_in_store
 from tests.support.runfactory import build_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +33,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     secret.write_text("TOP-SECRET-CONTENT\n")
     (store / "escape").symlink_to(secret)
     (store / "escape-dir").symlink_to(root)
+    # what a store may come to hold: a FIFO, symlink loops, a name that is not UTF-8
+    odd = store / "odd"
+    odd.mkdir()
+    os.mkfifo(odd / "fifo")
+    (odd / "loop").symlink_to("loop")
+    (odd / "ping").symlink_to("pong")
+    (odd / "pong").symlink_to("ping")
+    (odd / os.fsdecode(b"caf\xe9.txt")).write_text("latin-1 name\n")
     return store
 
 
@@ -123,3 +133,76 @@ def test_report_subcommand_rerenders_a_run(store: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "harness", "report", str(store / "nope")], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 3 and "no such directory" in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/odd/fifo", 403),  # answered at once: opening a FIFO does not wait for a writer
+        ("/odd/loop", 404),
+        ("/odd/loop/x", 404),
+        ("/odd/ping", 404),
+        ("/" + "a" * 300, 404),  # a component no file system takes
+        ("/odd/" + "b" * 300 + "/c", 404),
+        ("/" + "c/" * 3000, 404),
+        ("/odd/caf%E9.txt", 200),  # a name that is not UTF-8, by its bytes
+        ("/odd/", 200),  # the listing of all of the above
+    ],
+)
+def test_odd_store_entries_get_an_answer(server: tuple[str, int], path: str, expected: int) -> None:
+    status, body, _ = _get(server, path)
+    assert status == expected, (path, status, body[:200])
+    status, _, _ = _get(server, "/")  # and the server still answers
+    assert status == 200
+
+
+def test_odd_listing_shows_every_entry(server: tuple[str, int]) -> None:
+    _, body, _ = _get(server, "/odd/")
+    for name in (b"fifo", b"loop", b"ping", b"pong", b'href="caf%E9.txt"', "caf\ufffd.txt".encode()):
+        assert name in body, name
+
+
+def _thread_count() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("Thread-") and t.is_alive())
+
+
+def test_idle_connections_are_closed_and_bounded(store: Path) -> None:
+    """Idle clients neither hold threads beyond the idle timeout nor beyond the cap."""
+    server = make_server(store, port=0, idle_timeout=2.0, max_connections=4)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    loop.start()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(12):
+            idle.append(socket.create_connection((host, port), timeout=5))
+        answers = []
+        for s in idle:
+            s.settimeout(5)
+            try:
+                answers.append(s.recv(1024))  # a 503 at once, or "" when the idle timeout closes it
+            except TimeoutError:
+                answers.append(b"<no answer>")
+        refused = [a for a in answers if a.startswith(b"HTTP/1.0 503")]
+        closed = [a for a in answers if a == b""]
+        assert len(refused) == 8 and len(closed) == 4, answers
+        deadline = time.monotonic() + 5
+        while _thread_count() > 1 and time.monotonic() < deadline:  # serve_forever's own thread
+            time.sleep(0.05)
+        assert _thread_count() <= 1, [t.name for t in threading.enumerate()]
+        status, _, _ = _get((host, port), "/")  # slots were given back
+        assert status == 200
+    finally:
+        for s in idle:
+            s.close()
+        server.shutdown()
+        server.server_close()
+        loop.join(timeout=5)
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--port", "99999"], "--port: expected 0-65535"),
+                                               (["--port", "-1"], "--port: expected 0-65535")])
+def test_serve_refuses_bad_arguments_in_one_line(store: Path, args: list[str], message: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "harness", "serve", "--store", str(store), "--no-index", *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr

@@ -45,7 +45,7 @@ def test_shipped_matrix_covers_every_bug_and_each_config_is_valid() -> None:
         if e.is_bug and cfg["db"] == "raftkv":
             assert len(cfg["bugs"]) == 1 and e.name == cfg["bugs"][0]
     correct = [e for e in entries if not e.is_bug]
-    assert {e.raw_config()["db"] for e in correct} == {"raftkv", "etcd"}
+    assert {validate(e.raw_config(), str(e.config))["db"] for e in correct} == {"raftkv", "etcd"}
     assert all(e.bugs() == [] for e in correct)
     # the correct raftkv build runs the very schedule of the stale-read entry
     by_name = {e.name: e for e in entries}
