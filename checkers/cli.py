@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from checkers.history import FORMAT_ALIASES, FORMATS, HistoryError, guess_format, read_history
+from checkers.history import FORMAT_ALIASES, FORMATS, HistoryError, guess_format, read_table
 from checkers.linear import LinearResult, ModelSpecError, check, make_model
 from checkers.linear.registry import MODELS
 
@@ -91,7 +91,7 @@ def main(argv: list[str]) -> int:
         fmt = args.format or guess_format(args.file)
         fmt = FORMAT_ALIASES.get(fmt, fmt)
         model = make_model(args.model or DEFAULT_MODELS[fmt])
-        history = read_history(args.file, fmt)
+        history = read_table(args.file, fmt)
     except (HistoryError, ModelSpecError) as e:
         print(f"faultline check: {e}", file=sys.stderr)
         return 3

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from checkers import edn
+from checkers.history_columns import HistoryReadError, Unusual, read_jsonl_table
 from checkers.linear.operation import UNKNOWN, Operation, freeze
+from checkers.linear.table import OpTable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,8 @@ def read_jsonl(path: str | Path) -> list[Record]:
     warning; any other bad line is an error naming the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # lines end at \n only: JSON allows U+2028 and friends inside strings
+        lines = path.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as e:
         raise HistoryError(f"{path}: cannot read: {e}") from None
     last = max((n for n, line in enumerate(lines) if line.strip()), default=-1)
@@ -318,6 +321,9 @@ def read_history(path: str | Path, fmt: str | None = None) -> list[Operation]:
     path = Path(path)
     fmt = FORMAT_ALIASES.get(fmt, fmt) if fmt else guess_format(path)
     if fmt == "jsonl":
+        table = _jsonl_table(path)
+        if table is not None:
+            return table.operations()
         records = read_jsonl(path)
         return pair(records, str(path), use_time=_all_timed(records))
     if fmt == "edn":
@@ -327,6 +333,28 @@ def read_history(path: str | Path, fmt: str | None = None) -> list[Operation]:
     if fmt == "porcupine-kv":
         return pair(read_porcupine_kv(path), str(path))
     raise HistoryError(f"{path}: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def read_table(path: str | Path, fmt: str | None = None) -> OpTable:
+    """`read_history` as columns: what `faultline check` and a run's analysis use, so that a
+    long history is never held as one Python object per record or operation."""
+    path = Path(path)
+    fmt = FORMAT_ALIASES.get(fmt, fmt) if fmt else guess_format(path)
+    if fmt == "jsonl":
+        table = _jsonl_table(path)
+        if table is not None:
+            return table
+    return OpTable.from_operations(read_history(path, fmt))
+
+
+def _jsonl_table(path: Path) -> OpTable | None:
+    """The columnar reader's table, or None when the file needs the record-by-record reader
+    (an error to report with its line, or an unusual shape)."""
+    try:
+        return read_jsonl_table(path)
+    except (HistoryReadError, Unusual) as e:
+        log.debug("%s: reading record by record (%s)", path, e)
+        return None
 
 
 def ops_from_records(records: Sequence[Record], source: str = "history.jsonl") -> list[Operation]:

@@ -100,3 +100,17 @@ def zone_counterexample(
         "unplaceable": [ops[involved[0]].id] if involved else [],
         "message": message,
     }
+
+
+def engine_counterexample(
+    model: Model, key: Any, ops: list[Operation], op: int, pending: list[int]
+) -> dict[str, Any]:
+    """Evidence from the register engine when the searches found none in their budget: the op
+    whose return no linearization reaches, and the ok ops pending then."""
+    stuck = ops[op]
+    message = (
+        f"{model.describe_operation(stuck.input, stuck.output)} (op {stuck.id}, process "
+        f"{stuck.process}) returned but cannot be linearized after any order of the ops before it, "
+        "crashed ones placed or not (just-in-time search)"
+    )
+    return zone_counterexample(model, key, ops, [op, *pending], message)
