@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.linear import jit, registers, zones
@@ -36,6 +36,10 @@ EVIDENCE_SECONDS = 2.0
 EVIDENCE_CONFIGS = 200_000
 #: Rounds the searches get to find evidence for a partition the register engine refuted.
 EVIDENCE_ROUNDS = 64
+#: Slices (of 1024 steps) the register engine runs on a partition before it takes turns.
+ENGINE_SLICES_FIRST = 8
+#: A register engine frontier this wide gets the searches racing it.
+RACE_WIDTH = 64
 
 
 def prepare(model: Model, history: Iterable[Operation]) -> list[Operation]:
@@ -66,119 +70,217 @@ def check(
     quick to refute is not stuck behind one that is slow to confirm; with `stop_early` the
     first refutation ends the check and the unfinished partitions are reported "unknown".
     With `shortcuts`, register partitions first go to the register engine (`jit.py`, integer
-    codes, no `Operation` objects): what it finds linearizable is done; read/write registers
-    with distinct written values skip the search (the zone test); the search then only runs,
-    briefly, to find evidence for a refutation. Every other partition is searched
-    depth-first (`Search`); one with crashed ops that takes more than a few thousand steps
-    gets the breadth-first `FrontierSearch` racing it in turns (unless `engines_both` is off):
-    the first verdict counts. Each engine has its own `max_configs` budget.
+    codes, no `Operation` objects); what it finds linearizable is done, what it refutes or
+    cannot decide goes on as every other partition: read/write registers with distinct
+    written values skip the search (the zone test; the search then only runs, briefly, to
+    find evidence for a refutation), the rest is searched depth-first (`Search`), and one with
+    crashed ops that takes more than a few thousand steps gets the breadth-first
+    `FrontierSearch` racing it in turns (unless `engines_both` is off): the first verdict
+    counts. Each search has its own `max_configs` budget.
     """
     started = time.monotonic()
-    deadline = None if timeout is None else started + timeout
-    parts = _partitions(model, history, shortcuts)
-    results: list[PartitionResult | None] = [None] * len(parts)
-    loaded: dict[int, list[Operation]] = {}
-    active: list[tuple[int, list[Generator[None, None, Failure | None]]]] = []
-    decided: list[int] = []  # found linearizable by the register engine; reported with the search's
-    refuted_by_engine: dict[int, jit.Refuted] = {}
-    ce: dict[str, Any] | None = None
-    for n, part in enumerate(parts):
-        engine_input = part.engine_input() if part.engine_input is not None else None
-        if engine_input is not None:
-            try:
-                refuted = jit.check_register(engine_input, deadline)
-            except jit.GiveUp as e:
-                log.debug("partition %r: register engine gave up (%s)", part.key, e)
-            else:
-                if refuted is None:
-                    assert part.zone_applicable is not None
-                    if part.zone_applicable():  # the zone test would have said so right away
-                        results[n] = PartitionResult(part.key, True, part.size)
-                    else:
-                        decided.append(n)
-                    continue
-                refuted_by_engine[n] = refuted
-            del engine_input
-        part_ops = part.load()
-        key = part.key
-        quick = model.refute(part_ops) if shortcuts else None
-        if quick is not None:
-            results[n] = PartitionResult(key, False, len(part_ops))
-            if ce is None:
-                ce = _evidence(model, key, part_ops, zones.ZoneVerdict(False, quick[1], [quick[0]]), deadline)
-            continue
-        if shortcuts and zones.applicable(model, part_ops):
-            assert isinstance(model, CasRegister)
-            verdict = zones.zone_check(model, part_ops)
-            results[n] = PartitionResult(key, verdict.valid, len(part_ops))
-            if not verdict.valid and ce is None:
-                ce = _evidence(model, key, part_ops, verdict, deadline)
-            continue
-        loaded[n] = part_ops
-        engines: list[Generator[None, None, Failure | None]] = [
-            Search(model, part_ops, deadline=deadline, max_configs=max_configs).steps()
-        ]
-        active.append((n, engines))
-    if not (stop_early and ce is not None):
-        for n in decided:
-            results[n] = PartitionResult(parts[n].key, True, parts[n].size)
-        decided = []
-    has_info = {n: any(o.type == "info" for o in loaded[n]) for n, _ in active}
-    rounds = 0
-    while active and not (stop_early and ce is not None):
-        rounds += 1
-        still: list[tuple[int, list[Generator[None, None, Failure | None]]]] = []
-        for n, engines in active:
-            if stop_early and ce is not None:
-                still.append((n, engines))
-                continue
-            part_ops, key = loaded[n], parts[n].key
-            if engines_both and rounds == SECOND_ENGINE_AFTER and has_info[n]:
-                # crashed ops and not quick for the depth-first search: race the breadth-first
-                # one against it (it forgets the past at every return, which is what helps)
-                engines.append(
-                    FrontierSearch(model, part_ops, deadline=deadline, max_configs=max_configs).steps()
-                )
-            outcome: Failure | _Valid | SearchLimit | jit.Refuted | None = _advance(engines)
-            if outcome is None and n in refuted_by_engine and rounds >= EVIDENCE_ROUNDS:
-                # the register engine refuted it; the searches only look for better evidence
-                outcome = refuted_by_engine[n]
-            if outcome is None:
-                still.append((n, engines))
-                continue
-            for gen in engines:
-                gen.close()
-            del loaded[n]
-            if isinstance(outcome, SearchLimit):
-                log.info("partition %r: gave up (%s)", key, outcome)
-                results[n] = PartitionResult(key, VERDICT_UNKNOWN, len(part_ops), str(outcome))
-                continue
-            if isinstance(outcome, _Valid) and n in refuted_by_engine:
-                log.error("partition %r: the search found a linearization the register engine "
-                          "missed; trusting the search", key)
-            failed = isinstance(outcome, (Failure, jit.Refuted))
-            results[n] = PartitionResult(key, not failed, len(part_ops))
-            if ce is None and isinstance(outcome, Failure):
-                ce = counterexample(model, key, part_ops, outcome)
-            elif ce is None and isinstance(outcome, jit.Refuted):
-                ce = engine_counterexample(model, key, part_ops, outcome.op, outcome.pending)
-        active = still
-    for n in [*decided, *(n for n, _ in active)]:
-        results[n] = PartitionResult(
-            parts[n].key, VERDICT_UNKNOWN, parts[n].size,
-            "not finished: another partition is already not linearizable",
-        )
-    for _, engines in active:
-        for gen in engines:
-            gen.close()
-    done_results = [r for r in results if r is not None]
+    run = _Check(model, _partitions(model, history, shortcuts),
+                 None if timeout is None else started + timeout, max_configs, shortcuts, engines_both)
+    run.start()
+    run.rounds(stop_early)
+    results = run.finish()
     return LinearResult(
-        valid=merge_verdicts([r.valid for r in done_results]),
+        valid=merge_verdicts([r.valid for r in results]),
         model=model.name,
-        partitions=done_results,
-        counterexample=ce,
+        partitions=results,
+        counterexample=run.ce,
         elapsed=time.monotonic() - started,
     )
+
+
+@dataclass
+class _Active:
+    """A partition not decided yet: the register engine and/or the searches run on it."""
+
+    n: int
+    engine: jit.RegisterEngine | None = None
+    steps: Generator[None, None, jit.Refuted | None] | None = None  # the engine's
+    searches: list[Generator[None, None, Failure | None]] = field(default_factory=list)
+    ops: list[Operation] | None = None  # loaded when the searches start
+    has_info: bool = False
+    rounds: int = 0  # rounds the searches have had
+    refuted: jit.Refuted | None = None  # the register engine's verdict, if it refuted
+    refuted_at: int = 0  # ... and the search round then
+
+
+class _Check:
+    """One check's partitions, verdicts so far and counterexample."""
+
+    def __init__(
+        self, model: Model, parts: list[_Part], deadline: float | None, max_configs: int,
+        shortcuts: bool, engines_both: bool,
+    ) -> None:
+        self.model = model
+        self.parts = parts
+        self.deadline = deadline
+        self.max_configs = max_configs
+        self.shortcuts = shortcuts
+        self.engines_both = engines_both
+        self.results: list[PartitionResult | None] = [None] * len(parts)
+        self.active: list[_Active] = []
+        self.decided: list[int] = []  # linearizable per the register engine, not reported yet
+        self.ce: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        """Every partition's first turn, in order: the register engine's first few slices, else
+        the quick refutation and the zone test; what is left becomes active."""
+        for n, part in enumerate(self.parts):
+            engine_input = part.engine_input() if part.engine_input is not None else None
+            a = _Active(n)
+            if engine_input is None:
+                if self._start_searches(a):
+                    self.active.append(a)
+                continue
+            a.engine = jit.RegisterEngine(engine_input, self.deadline)
+            a.steps = a.engine.steps()
+            del engine_input
+            for _ in range(ENGINE_SLICES_FIRST):
+                if not self._engine_turn(a, first_turn=True):
+                    break
+                if a.steps is None:  # refuted or gave up: the searches take over
+                    self.active.append(a)
+                    break
+            else:
+                self.active.append(a)
+
+    def _engine_turn(self, a: _Active, first_turn: bool = False) -> bool:
+        """One slice of the register engine; False once the partition is decided."""
+        assert a.steps is not None
+        part = self.parts[a.n]
+        try:
+            next(a.steps)
+        except StopIteration as done:
+            a.steps = None
+            refuted: jit.Refuted | None = done.value
+            if refuted is not None:
+                a.refuted, a.refuted_at = refuted, a.rounds
+                return a.ops is not None or self._start_searches(a)
+            self._close(a)
+            if not first_turn:
+                self.results[a.n] = PartitionResult(part.key, True, part.size)
+            elif part.zone_applicable is not None and part.zone_applicable():
+                # what the zone test would have said right away
+                self.results[a.n] = PartitionResult(part.key, True, part.size)
+            else:  # reported when the searches start (as "not finished" if they never do)
+                self.decided.append(a.n)
+            return False
+        except jit.GiveUp as e:
+            log.debug("partition %r: register engine gave up (%s)", part.key, e)
+            a.steps = None
+            if a.ops is None:
+                return self._start_searches(a)
+            if not a.searches:  # the searches gave up before
+                log.info("partition %r: gave up (%s)", part.key, e)
+                self.results[a.n] = PartitionResult(part.key, VERDICT_UNKNOWN, len(a.ops), str(e))
+                return False
+            return True
+        if not first_turn and a.ops is None and a.engine is not None and a.engine.widest > RACE_WIDTH:
+            # a wide frontier: crashed ops that can be placed in many ways; the depth-first
+            # search often finds a linearization sooner, so race it
+            return self._start_searches(a)
+        return True
+
+    def _start_searches(self, a: _Active) -> bool:
+        """The operation-list path for one partition: the quick refutation, the zone test, else
+        the depth-first search; False if decided at once."""
+        model, part = self.model, self.parts[a.n]
+        part_ops, key = part.load(), part.key
+        quick = model.refute(part_ops) if self.shortcuts else None
+        if quick is not None:
+            self._close(a)
+            self.results[a.n] = PartitionResult(key, False, len(part_ops))
+            if self.ce is None:
+                verdict = zones.ZoneVerdict(False, quick[1], [quick[0]])
+                self.ce = _evidence(model, key, part_ops, verdict, self.deadline)
+            return False
+        if self.shortcuts and zones.applicable(model, part_ops):
+            assert isinstance(model, CasRegister)
+            self._close(a)
+            verdict = zones.zone_check(model, part_ops)
+            self.results[a.n] = PartitionResult(key, verdict.valid, len(part_ops))
+            if not verdict.valid and self.ce is None:
+                self.ce = _evidence(model, key, part_ops, verdict, self.deadline)
+            return False
+        search = Search(model, part_ops, deadline=self.deadline, max_configs=self.max_configs)
+        a.ops, a.searches = part_ops, [search.steps()]
+        a.has_info = any(o.type == "info" for o in part_ops)
+        return True
+
+    def rounds(self, stop_early: bool) -> None:
+        if not (stop_early and self.ce is not None):
+            for n in self.decided:
+                self.results[n] = PartitionResult(self.parts[n].key, True, self.parts[n].size)
+            self.decided = []
+        while self.active and not (stop_early and self.ce is not None):
+            active, self.active = self.active, []
+            evidence_due = stop_early and any(a.refuted is not None for a in active)
+            for a in active:
+                if (stop_early and self.ce is not None) or (evidence_due and a.refuted is None):
+                    # a partition is not linearizable: only its evidence is still wanted
+                    self.active.append(a)
+                    continue
+                if a.steps is not None and not self._engine_turn(a):
+                    continue
+                if a.ops is None or self._search_turn(a):
+                    self.active.append(a)
+
+    def _search_turn(self, a: _Active) -> bool:
+        """One slice of the partition's searches; True while undecided."""
+        assert a.ops is not None
+        model, key = self.model, self.parts[a.n].key
+        a.rounds += 1
+        if self.engines_both and a.rounds == SECOND_ENGINE_AFTER and a.has_info:
+            # crashed ops and not quick for the depth-first search: race the breadth-first one
+            # against it (it forgets the past at every return, which is what helps)
+            a.searches.append(
+                FrontierSearch(model, a.ops, deadline=self.deadline, max_configs=self.max_configs).steps()
+            )
+        outcome: Failure | _Valid | SearchLimit | jit.Refuted | None = _advance(a.searches)
+        if isinstance(outcome, SearchLimit) and a.refuted is not None:
+            outcome = a.refuted  # no evidence within their budget; the engine's verdict stands
+        elif isinstance(outcome, SearchLimit) and a.steps is not None:
+            a.searches = []  # the searches gave up; the register engine goes on alone
+            return True
+        if outcome is None and a.refuted is not None and a.rounds - a.refuted_at >= EVIDENCE_ROUNDS:
+            outcome = a.refuted  # the register engine refuted it; no better evidence found
+        if outcome is None:
+            return True
+        self._close(a)
+        if isinstance(outcome, SearchLimit):
+            log.info("partition %r: gave up (%s)", key, outcome)
+            self.results[a.n] = PartitionResult(key, VERDICT_UNKNOWN, len(a.ops), str(outcome))
+            return False
+        if isinstance(outcome, _Valid) and a.refuted is not None:
+            log.error("partition %r: the search found a linearization the register engine "
+                      "missed; trusting the search", key)
+        failed = isinstance(outcome, (Failure, jit.Refuted))
+        self.results[a.n] = PartitionResult(key, not failed, len(a.ops))
+        if self.ce is None and isinstance(outcome, Failure):
+            self.ce = counterexample(model, key, a.ops, outcome)
+        elif self.ce is None and isinstance(outcome, jit.Refuted):
+            self.ce = engine_counterexample(model, key, a.ops, outcome.op, outcome.pending)
+        return False
+
+    @staticmethod
+    def _close(a: _Active) -> None:
+        for gen in [*a.searches, *([a.steps] if a.steps is not None else [])]:
+            gen.close()
+        a.searches, a.steps = [], None
+
+    def finish(self) -> list[PartitionResult]:
+        for a in self.active:
+            self._close(a)
+        for n in [*self.decided, *(a.n for a in self.active)]:
+            self.results[n] = PartitionResult(
+                self.parts[n].key, VERDICT_UNKNOWN, self.parts[n].size,
+                "not finished: another partition is already not linearizable",
+            )
+        return [r for r in self.results if r is not None]
 
 
 @dataclass

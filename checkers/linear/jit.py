@@ -31,7 +31,7 @@ take over.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 #: Operation kinds of the engine.
@@ -80,14 +80,28 @@ def check_register(
     ops: RegisterOps, deadline: float | None = None, max_closure: int = MAX_CLOSURE
 ) -> Refuted | None:
     """None if the partition is linearizable, else where it failed; raises GiveUp."""
-    return _Engine(ops, deadline, max_closure).run()
+    steps = RegisterEngine(ops, deadline, max_closure).steps()
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: Refuted | None = done.value
+            return result
 
 
-class _Engine:
-    def __init__(self, ops: RegisterOps, deadline: float | None, max_closure: int) -> None:
+class RegisterEngine:
+    """`steps()` is the engine as a generator that yields every 1024 steps (a return, or a
+    configuration of a closure), so that partitions can take turns as the searches do;
+    `widest` is the largest frontier so far (a wide one is a hard partition)."""
+
+    def __init__(
+        self, ops: RegisterOps, deadline: float | None = None, max_closure: int = MAX_CLOSURE
+    ) -> None:
         self.ops = ops
         self.deadline = deadline
         self.max_closure = max_closure
+        self.ticks = 0
+        self.widest = 1
         # crashed ops as resources, in groups of interchangeable ones
         self.writes: dict[int, list[int]] = {}  # value -> crashed writes/deletes of it (bits)
         self.cas_into: dict[int, list[tuple[int, list[int]]]] = {}  # b -> [(a, bits)]
@@ -117,10 +131,18 @@ class _Engine:
         return 0
 
     def _chains_to(self, s: int, used: int, target: int) -> list[int]:
-        """Used-sets after every minimal chain of crashed ops taking state s to `target`."""
-        out: list[int] = []
+        """Used-sets after every minimal chain of crashed ops taking state s to `target`
+        that no other such chain makes redundant."""
         first_unused = self._first_unused
         writes, cas_into = self.writes, self.cas_into
+        for a, group in cas_into.get(target, ()):
+            if a == s:
+                bit = first_unused(group, used)
+                if bit:
+                    # one cas from here: any other chain (a write of the target, a longer
+                    # run of cas) left unused can stand in for it later, not the other way
+                    return [used | bit]
+        out: list[int] = []
         direct = writes.get(target)
         write_bit = first_unused(direct, used) if direct else 0
         if write_bit:
@@ -209,10 +231,18 @@ class _Engine:
 
     # ------------------------------------------------------------------ the replay
 
-    def run(self) -> Refuted | None:
+    def _pause(self) -> bool:
+        """Count a step; True every 1024 (time to yield). Raises GiveUp past the deadline."""
+        self.ticks += 1
+        if self.ticks & 1023:
+            return False
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise GiveUp("time limit")
+        return True
+
+    def steps(self) -> Generator[None, None, Refuted | None]:
         o = self.ops
         kind, a_of, b_of, out_of, info = o.kind, o.a, o.b, o.out, o.info
-        deadline = self.deadline
         # the frontier: (linearized pending set as slot bits, state) -> used-sets (antichain)
         frontier: dict[tuple[int, int], list[int]] = {(0, o.initial): [0]}
         single = True  # the frontier is {(0, state): [used]}: the fast path
@@ -222,7 +252,7 @@ class _Engine:
         free_slots: list[int] = []
         next_slot = 0
         next_info_bit = 1
-        ticks = 0
+        pause = self._pause
         for ev in o.events:
             i = ev >> 1
             if not ev & 1:  # a call
@@ -240,9 +270,8 @@ class _Engine:
                 continue
             if i not in slot_of:
                 continue  # the return of an op that observes nothing
-            ticks += 1
-            if deadline is not None and ticks & 4095 == 0 and time.monotonic() > deadline:
-                raise GiveUp("time limit")
+            if pause():
+                yield
             if single and len(pending) == 1:
                 # the only pending op returns: place it (inline: the hot path)
                 k = kind[i]
@@ -267,12 +296,15 @@ class _Engine:
                 frontier = {(0, state): [used]}
             elif single:
                 frontier = {(0, state): [used]}
-            frontier = self._closure(frontier, i, pending, slot_of)
+            frontier = yield from self._closure(frontier, i, pending, slot_of)
             if not frontier:
                 return Refuted(i, [p for p in pending if p != i])
             pending.remove(i)
             free_slots.append(slot_of.pop(i))
             single = False
+            width = sum(map(len, frontier.values()))
+            if width > self.widest:
+                self.widest = width
             if len(frontier) == 1:
                 ((m, s), useds), = frontier.items()
                 if m == 0 and len(useds) == 1:
@@ -285,7 +317,7 @@ class _Engine:
         x: int,
         pending: Sequence[int],
         slot_of: dict[int, int],
-    ) -> dict[tuple[int, int], list[int]]:
+    ) -> Generator[None, None, dict[tuple[int, int], list[int]]]:
         """Every configuration reachable by a sequence of pending ops ending with op x."""
         o = self.ops
         bx = 1 << slot_of[x]
@@ -301,8 +333,8 @@ class _Engine:
             steps += 1
             if steps > self.max_closure:
                 raise GiveUp(f"more than {self.max_closure} configurations at one return")
-            if steps & 1023 == 0 and self.deadline is not None and time.monotonic() > self.deadline:
-                raise GiveUp("time limit")
+            if self._pause():
+                yield
             m, s, u = stack.pop()
             # read-only ops the state allows are placed at once: that never loses anything
             for p, bp in ro:
