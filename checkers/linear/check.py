@@ -37,7 +37,7 @@ EVIDENCE_CONFIGS = 200_000
 #: Rounds the searches get to find evidence for a partition the register engine refuted.
 EVIDENCE_ROUNDS = 64
 #: Slices (of 1024 steps) the register engine runs on a partition before it takes turns.
-ENGINE_SLICES_FIRST = 8
+ENGINE_SLICES_FIRST = 2
 #: A register engine frontier this wide gets the searches racing it.
 RACE_WIDTH = 64
 

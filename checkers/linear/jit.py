@@ -321,10 +321,20 @@ class RegisterEngine:
         """Every configuration reachable by a sequence of pending ops ending with op x."""
         o = self.ops
         bx = 1 << slot_of[x]
+        new: dict[tuple[int, int], list[int]] = {}
+        if len(pending) == 1:  # x alone: place it in each configuration, nothing else to order
+            placements = self._placements
+            for (m, s), us in frontier.items():
+                for u in us:
+                    if m & bx:
+                        _insert(new, (0, s), u)
+                        continue
+                    for s2, u2 in placements(x, s, u):
+                        _insert(new, (0, s2), u2)
+            return new
         ro = [(p, 1 << slot_of[p]) for p in pending
               if o.kind[p] == READ or (o.kind[p] == CAS and o.out[p] == NOT_SWAPPED)]
         others = [(p, 1 << slot_of[p]) for p in pending]
-        new: dict[tuple[int, int], list[int]] = {}
         visited: dict[tuple[int, int], list[int]] = {}
         allowed, placements = self._allowed, self._placements
         stack = [(m, s, u) for (m, s), us in frontier.items() for u in us]

@@ -101,48 +101,57 @@ class OpTable:
     @classmethod
     def from_operations(cls, ops: Iterable[Operation]) -> OpTable:
         """The table of operations already in memory (other formats, hand-made histories).
-        Row i is the i-th operation, and `operations()` gives back the very objects. Processes,
-        functions and keys are interned by equality (as a dict groups them), values by type and
-        equality (so that 1 and True keep their own spelling). Raises TypeError on an
-        unhashable one."""
+        Row i is the i-th operation, and `operations()` gives back the very objects (so the
+        tables only serve the codes). Everything is interned by equality, as a dict groups
+        keys and as the models compare values; raises TypeError on an unhashable one."""
         ops = list(ops)
-        interned: dict[str, dict[Any, int]] = {"process": {}, "f": {}, "key": {}, "value": {}}
-        tables: dict[str, list[Any]] = {name: [] for name in interned}
-
-        def code(kind: str, v: Any) -> int:
-            table = interned[kind]
-            k = (type(v), v) if kind == "value" else v
-            c = table.get(k)
-            if c is None:
-                c = table[k] = len(tables[kind])
-                tables[kind].append(v)
-            return c
-
         n = len(ops)
-        cols = {name: np.zeros(n, dtype=np.int64) for name in
-                ("process", "f", "key", "value", "output", "type", "invoke", "complete")}
-        call_pos = np.zeros(n)
-        return_pos = np.zeros(n)
-        done_pos = np.full(n, np.nan)
-        for i, o in enumerate(ops):
-            cols["process"][i] = code("process", o.process)
-            cols["f"][i] = code("f", o.f)
-            cols["key"][i] = code("key", o.key)
-            cols["value"][i] = code("value", o.value)
+        interned = {name: _Codes() for name in ("process", "f", "key", "value")}
+        fs = [o.f for o in ops]
+        outputs: list[Any] = []
+        vcode = interned["value"].code
+        for f, o in zip(fs, ops, strict=True):
             out = o.output
-            cols["output"][i] = (OUT_UNKNOWN if out is UNKNOWN else OUT_TRUE if out is True and o.f == "cas"
-                                 else OUT_FALSE if out is False and o.f == "cas" else code("value", out))
-            cols["type"][i] = TYPE_NAMES.index(o.type)
-            cols["invoke"][i] = o.invoke
-            cols["complete"][i] = 0 if o.complete is None else o.complete
-            call_pos[i] = o.call_pos
-            return_pos[i] = o.return_pos
-            if o.done_pos is not None:
-                done_pos[i] = o.done_pos
+            if out is UNKNOWN:
+                outputs.append(OUT_UNKNOWN)
+            elif f == "cas" and (out is True or out is False):
+                outputs.append(OUT_TRUE if out else OUT_FALSE)
+            else:
+                outputs.append(vcode(out))
+        done = [o.done_pos for o in ops]
+        complete = [o.complete for o in ops]
         return cls(
-            process=cols["process"], f=cols["f"], key=cols["key"], value=cols["value"],
-            output=cols["output"], type=cols["type"], invoke=cols["invoke"],
-            complete=cols["complete"], call_pos=call_pos, return_pos=return_pos,
-            done_pos=done_pos, processes=tables["process"], fs=tables["f"], keys=tables["key"],
-            values=tables["value"], source=ops,
+            process=interned["process"].codes([o.process for o in ops]),
+            f=interned["f"].codes(fs),
+            key=interned["key"].codes([o.key for o in ops]),
+            value=interned["value"].codes([o.value for o in ops]),
+            output=np.array(outputs, dtype=np.int64).reshape(n),
+            type=np.array([TYPE_NAMES.index(o.type) for o in ops], dtype=np.int64).reshape(n),
+            invoke=np.array([o.invoke for o in ops], dtype=np.int64).reshape(n),
+            complete=np.array([0 if c is None else c for c in complete], dtype=np.int64).reshape(n),
+            call_pos=np.array([o.call_pos for o in ops], dtype=np.float64).reshape(n),
+            return_pos=np.array([o.return_pos for o in ops], dtype=np.float64).reshape(n),
+            done_pos=np.array([np.nan if d is None else d for d in done], dtype=np.float64).reshape(n),
+            processes=interned["process"].objects, fs=interned["f"].objects,
+            keys=interned["key"].objects, values=interned["value"].objects, source=ops,
         )
+
+
+class _Codes:
+    """Distinct objects (==) of one field, by first appearance."""
+
+    def __init__(self) -> None:
+        self.index: dict[Any, int] = {}
+        self.objects: list[Any] = []
+
+    def code(self, v: Any) -> int:
+        c = self.index.get(v)
+        if c is None:
+            c = self.index[v] = len(self.objects)
+            self.objects.append(v)
+        return c
+
+    def codes(self, col: list[Any]) -> IntArray:
+        for v in dict.fromkeys(col):
+            self.code(v)
+        return np.fromiter(map(self.index.__getitem__, col), dtype=np.int64, count=len(col))
