@@ -8,16 +8,43 @@ benchmark (bench/checker_corpus.py).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 def synthetic_kv_history(
     n_ops: int, n_keys: int, processes: int = 20, seed: int = 1, crash_rate: float = 0.02
 ) -> list[dict[str, Any]]:
     """history.jsonl records: read / write / cas / delete over `n_keys` keys."""
+    return list(synthetic_kv_records(n_ops, n_keys, processes, seed, crash_rate))
+
+
+def write_synthetic_jsonl(
+    path: Path, n_ops: int, n_keys: int, processes: int = 20, seed: int = 1, crash_rate: float = 0.02
+) -> Path:
+    """The same history written as history.jsonl as it is generated (10 million ops fit)."""
+    with path.open("wb") as fh:
+        batch: list[bytes] = []
+        for rec in synthetic_kv_records(n_ops, n_keys, processes, seed, crash_rate):
+            batch.append(orjson.dumps(rec))
+            if len(batch) >= 65536:
+                fh.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+        if batch:
+            fh.write(b"\n".join(batch) + b"\n")
+    return path
+
+
+def synthetic_kv_records(
+    n_ops: int, n_keys: int, processes: int = 20, seed: int = 1, crash_rate: float = 0.02
+) -> Iterator[dict[str, Any]]:
+    """The records of `synthetic_kv_history`, one at a time."""
     rng = random.Random(seed)
     store: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
+    index = 0
     idle = list(range(processes))
     next_process = processes
     pending: dict[int, dict[str, Any]] = {}
@@ -54,7 +81,9 @@ def synthetic_kv_history(
             o = {"process": p, "key": key, "f": f, "value": v, "applied": False}
             pending[p] = o
             started += 1
-            records.append({"time": time, "process": p, "type": "invoke", "f": f, "key": key, "value": v})
+            yield {"time": time, "process": p, "type": "invoke", "f": f, "key": key, "value": v,
+                   "index": index}
+            index += 1
         elif roll < 0.65 and pending:
             o = pending[rng.choice(list(pending))]
             if not o["applied"]:
@@ -65,7 +94,8 @@ def synthetic_kv_history(
             base = {"time": time, "process": p, "f": o["f"], "key": o["key"]}
             if rng.random() < crash_rate:
                 del pending[p]
-                records.append({**base, "type": "info", "value": o["value"], "error": "timeout"})
+                yield {**base, "type": "info", "value": o["value"], "error": "timeout", "index": index}
+                index += 1
                 if not o["applied"]:
                     crashed.append(o)
                 idle.append(next_process)
@@ -74,16 +104,14 @@ def synthetic_kv_history(
                 del pending[p]
                 idle.append(p)
                 if o["f"] == "read":
-                    records.append({**base, "type": "ok", "value": o["out"]})
+                    yield {**base, "type": "ok", "value": o["out"], "index": index}
                 elif o["f"] == "cas" and not o["swapped"]:
-                    records.append({**base, "type": "fail", "value": o["value"], "error": "cas-mismatch"})
+                    yield {**base, "type": "fail", "value": o["value"], "error": "cas-mismatch", "index": index}
                 else:
-                    records.append({**base, "type": "ok", "value": o["value"]})
+                    yield {**base, "type": "ok", "value": o["value"], "index": index}
+                index += 1
         if crashed and rng.random() < 0.05:
             apply(crashed.pop(rng.randrange(len(crashed))))
-    for n, r in enumerate(records):
-        r["index"] = n
-    return records
 
 
 def corrupt_a_read(records: list[dict[str, Any]], seed: int = 1) -> dict[str, Any]:

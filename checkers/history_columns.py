@@ -17,8 +17,14 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import multiprocessing
+import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +39,13 @@ log = logging.getLogger(__name__)
 
 #: Bytes read at a time.
 BLOCK = 1 << 23
+#: Below this many bytes the file is read in this process: a worker costs a fork and the
+#: transfer of its columns, more than it saves on a short history.
+SERIAL_BELOW_BYTES = 64 << 20
+_INTERNED = ("process", "f", "key", "value")
 NEMESIS = "nemesis"
-_TYPE_CODES = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
+#: Record types as codes (anything else: -1).
+_TYPE_CODES: dict[Any, int] = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 _OP_TYPE = np.array([-1, OK, FAIL, INFO], dtype=np.int8)  # record type code -> table type
 _MUTATIONS = frozenset({"write", "put", "append", "delete", "acquire", "release", "add"})
 _CONTAINERS = (list, dict, set, frozenset, tuple)
@@ -99,7 +110,6 @@ class _Columns:
 
     def __init__(self) -> None:
         self.process = _Interned()
-        self.type = _Interned()
         self.f = _Interned()
         self.key = _Interned()
         self.value = _Interned()
@@ -122,52 +132,108 @@ class _Columns:
         vtypes = set(map(type, values))
         if vtypes & {list, dict}:
             values = [_frozen(v) if type(v) in (list, dict) else v for v in values]
-        if set(map(type, keys)) & {list, dict}:
-            keys = [_frozen(k) if type(k) in (list, dict) else k for k in keys]
         self.value_types |= vtypes
-        numeric = self.value_types & {int, float, bool}
-        if len(numeric) > 1:
+        if len(self.value_types & {int, float, bool}) > 1:
             raise Unusual("values mix ints, floats and booleans")
         b = self.blocks
         try:
             b["process"].append(self.process.add(processes))
-            b["type"].append(self.type.add(types))
+            b["type"].append(np.fromiter(map(_TYPE_CODES.get, types, repeat(-1)), dtype=np.int8,
+                                         count=len(types)))
             b["f"].append(self.f.add(fs))
-            b["key"].append(self.key.add(keys))
+            try:
+                b["key"].append(self.key.add(keys))
+            except TypeError:  # list keys: as tuples
+                b["key"].append(self.key.add([_frozen(k) if type(k) in (list, dict) else k for k in keys]))
             b["value"].append(self.value.add(values))
         except TypeError:
             raise Unusual("an unhashable process, type, f, key or value") from None
-        ttypes = set(map(type, times))
-        if ttypes <= {int}:
-            try:
-                b["time"].append(np.array(times, dtype=np.int64))
-            except OverflowError:
-                raise Unusual("a time beyond 64 bits") from None
+        t = np.array(times)
+        if t.ndim == 1 and t.dtype.kind in "ib" and len(t):  # ints (booleans count as numbers, as isinstance says)
+            b["time"].append(t.astype(np.int64))
             b["timed"].append(np.ones(len(times), dtype=bool))
-        elif ttypes <= {int, float}:
-            b["time"].append(np.array(times, dtype=np.float64))
+        elif t.ndim == 1 and t.dtype.kind == "f":
+            if len(t) and float(np.abs(t).max()) >= 2.0**53:
+                raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
+            b["time"].append(t)
             b["timed"].append(np.ones(len(times), dtype=bool))
-        elif bool in ttypes:
-            raise Unusual("a boolean time")
-        else:
-            timed = [type(t) in (int, float) for t in times]
-            b["time"].append(np.array([t if ok else 0 for t, ok in zip(times, timed, strict=True)],
+        else:  # some records without a number there (or numbers beyond 64 bits)
+            if any(type(x) is int and not -(2**63) <= x < 2**63 for x in times):
+                raise Unusual("a time beyond 64 bits")
+            timed = [isinstance(x, (int, float)) for x in times]
+            b["time"].append(np.array([x if ok else 0 for x, ok in zip(times, timed, strict=True)],
                                       dtype=np.float64))
             b["timed"].append(np.array(timed, dtype=bool))
         self.count += len(recs)
 
-    def column(self, name: str, dtype: Any) -> npt.NDArray[Any]:
-        parts = self.blocks.pop(name)
-        if not parts:
-            return np.zeros(0, dtype=dtype)
-        if any(p.dtype == np.float64 for p in parts):
-            dtype = np.float64 if name == "time" else dtype
-        return np.concatenate(parts).astype(dtype, copy=False)
+    def finish(self, lines: int, torn: tuple[int, bytes] | None) -> _Range:
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        dtype: Any
+        for name, dtype in (("process", np.int32), ("type", np.int8), ("f", np.int32),
+                            ("key", np.int32), ("value", np.int32), ("time", np.int64),
+                            ("timed", bool)):
+            parts = self.blocks.pop(name)
+            if name == "time" and any(p.dtype == np.float64 for p in parts):
+                dtype = np.float64
+            arrays[name] = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
+        objects = {name: getattr(self, name).objects for name in _INTERNED}
+        return _Range(arrays, objects, self.value_types, lines, torn, self.count)
 
 
-def read_jsonl_table(path: str | Path) -> OpTable:
-    """Read and pair a history.jsonl; raises HistoryReadError or Unusual."""
+@dataclass
+class _Range:
+    """One byte range of the file read into columns (codes local to the range)."""
+
+    arrays: dict[str, npt.NDArray[Any]]
+    objects: dict[str, list[Any]]
+    value_types: set[type]
+    lines: int
+    torn: tuple[int, bytes] | None  # (line number within the range, text)
+    records: int
+
+
+def read_jsonl_table(path: str | Path, workers: int | None = None) -> OpTable:
+    """Read and pair a history.jsonl; raises HistoryReadError or Unusual. A large file is
+    read in byte ranges by forked worker processes (one per core; `workers` overrides)."""
     path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise HistoryReadError(str(e)) from None
+    if workers is None:
+        workers = 1 if size < SERIAL_BELOW_BYTES else os.cpu_count() or 1
+    ranges = _line_ranges(path, size, workers) if workers > 1 else [(0, size)]
+    if len(ranges) == 1:
+        parts = [_read_range(path, 0, size)]
+    else:
+        try:
+            with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = [pool.submit(_read_range, path, a, b) for a, b in ranges]
+                parts = [f.result() for f in futures]
+        except BrokenProcessPool as e:  # a worker died (killed, out of memory): once more here
+            log.warning("%s: reader processes failed (%s); reading in this process", path, e)
+            parts = [_read_range(path, 0, size)]
+    with _gc_paused():
+        return _pair(_merge(path, parts))
+
+
+def _line_ranges(path: Path, size: int, n: int) -> list[tuple[int, int]]:
+    """n byte ranges of about equal size, each starting at the start of a line."""
+    cuts = [0]
+    try:
+        with path.open("rb") as fh:
+            for k in range(1, n):
+                fh.seek(max(size * k // n - 1, cuts[-1]))
+                fh.readline()  # to the end of the line the cut falls in
+                cuts.append(min(fh.tell(), size))
+    except OSError as e:
+        raise HistoryReadError(str(e)) from None
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a] or [(0, size)]
+
+
+def _read_range(path: Path, start: int, end: int) -> _Range:
+    """Parse the lines of bytes [start, end) (start at a line start) into columns."""
     cols = _Columns()
     torn: tuple[int, bytes] | None = None  # a bad line that may turn out to be the last one
     lineno = 0
@@ -177,12 +243,14 @@ def read_jsonl_table(path: str | Path) -> OpTable:
         except OSError as e:
             raise HistoryReadError(str(e)) from None
         with fh:
-            carry = b""
+            fh.seek(start)
+            pos, carry = start, b""
             while True:
                 try:
-                    block = fh.read(BLOCK)
+                    block = fh.read(min(BLOCK, end - pos)) if pos < end else b""
                 except OSError as e:
                     raise HistoryReadError(str(e)) from None
+                pos += len(block)
                 data = carry + block
                 if block:
                     cut = data.rfind(b"\n")
@@ -196,6 +264,31 @@ def read_jsonl_table(path: str | Path) -> OpTable:
                 lineno += len(lines)
                 if not block:
                     break
+        return cols.finish(lineno, torn)
+
+
+def _merge(path: Path, parts: list[_Range]) -> dict[str, Any]:
+    """The ranges' columns in file order, with codes of one table per field; the torn-line
+    check across ranges (only the file's last non-blank line may be torn)."""
+    tables = {name: _Interned() for name in _INTERNED}
+    value_types: set[type] = set()
+    columns: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in parts[0].arrays}
+    torn: tuple[int, bytes] | None = None
+    lines = 0
+    for part in parts:
+        if torn is not None and part.records:
+            raise Unusual("a bad line before the last one")
+        if part.torn is not None:
+            torn = (lines + part.torn[0], part.torn[1])
+        lines += part.lines
+        value_types |= part.value_types
+        for name, arr in part.arrays.items():
+            if name in tables and len(arr):
+                lut = np.fromiter(map(tables[name].code, part.objects[name]), dtype=np.int32)
+                arr = lut[arr]
+            columns[name].append(arr)
+    if len(value_types & {int, float, bool}) > 1:
+        raise Unusual("values mix ints, floats and booleans")
     if torn is not None:
         n, line = torn
         try:
@@ -204,9 +297,15 @@ def read_jsonl_table(path: str | Path) -> OpTable:
             raise Unusual("not UTF-8") from None
         except json.JSONDecodeError as e:
             log.warning("%s:%d: ignoring truncated last line (%s)", path, n, e.msg)
-        else:  # pragma: no cover - orjson and json disagree: let the old reader judge
+        else:  # pragma: no cover - orjson and json disagree: let the record reader judge
             raise Unusual("orjson and json disagree on a line")
-    return _pair(cols)
+    merged: dict[str, Any] = {}
+    for name, arrs in columns.items():
+        if name == "time" and any(a.dtype == np.float64 for a in arrs):
+            arrs = [a.astype(np.float64) for a in arrs]
+        merged[name] = np.concatenate(arrs)
+    merged.update({f"{name}_table": tables[name] for name in _INTERNED})
+    return merged
 
 
 def _parse_block(
@@ -243,25 +342,19 @@ def _parse_lines(lines: list[bytes], first: int) -> tuple[list[Any], tuple[int, 
     return recs, torn
 
 
-def _pair(cols: _Columns) -> OpTable:
-    proc = cols.column("process", np.int32)
-    rtype_raw = cols.column("type", np.int32)
-    f = cols.column("f", np.int32)
-    key = cols.column("key", np.int32)
-    value = cols.column("value", np.int32)
-    time = cols.column("time", np.int64)
-    timed = cols.column("timed", bool)
+def _pair(cols: dict[str, Any]) -> OpTable:
+    proc, rtype, f, key, value = cols["process"], cols["type"], cols["f"], cols["key"], cols["value"]
+    time, timed = cols["time"], cols["timed"]
+    processes: _Interned = cols["process_table"]
+    f_table: _Interned = cols["f_table"]
+    values: _Interned = cols["value_table"]
     n_rec = len(proc)
-    # record types as codes: invoke 0, ok 1, fail 2, info 3, anything else -1
-    type_lut = np.array([_TYPE_CODES.get(t, -1) if isinstance(t, str) else -1
-                         for t in cols.type.objects] or [-1], dtype=np.int8)
-    rtype = type_lut[rtype_raw] if n_rec else np.zeros(0, dtype=np.int8)
-    nemesis = cols.process.codes.get(NEMESIS, -1)
-    if nemesis >= 0 and not isinstance(cols.process.objects[nemesis], str):
+    nemesis = processes.codes.get(NEMESIS, -1)
+    if nemesis >= 0 and not isinstance(processes.objects[nemesis], str):
         raise Unusual("a process equal to 'nemesis' that is not the string")
     client = proc != nemesis
-    fs = cols.f.objects
-    none_process = cols.process.codes.get(None, -1)
+    fs = f_table.objects
+    none_process = processes.codes.get(None, -1)
     bad_f = np.array([not (isinstance(x, str) and x) for x in fs] or [True])
     if ((rtype < 0) | (proc == none_process) | bad_f[f])[client].any():
         raise Unusual("a record without a good process, type or f")
@@ -295,9 +388,9 @@ def _pair(cols: _Columns) -> OpTable:
     d = np.where(has_done, done, 0)
     op_type = np.where(has_done, _OP_TYPE[rtype[d]], INFO).astype(np.int8)
     op_f = f[inv]
-    f_cas = cols.f.codes.get("cas", -1)
+    f_cas = f_table.codes.get("cas", -1)
     mutation = np.array([isinstance(x, str) and x in _MUTATIONS for x in fs] or [False])
-    none_value = cols.value.code(None)
+    none_value = values.code(None)
     is_ok = op_type == OK
     output = np.where(is_ok, value[d], OUT_UNKNOWN)
     output = np.where(is_ok & mutation[op_f], none_value, output)
@@ -308,5 +401,5 @@ def _pair(cols: _Columns) -> OpTable:
         value=value[inv].astype(np.int64), output=output.astype(np.int64),
         type=op_type.astype(np.int64), invoke=stamp[inv], complete=np.where(has_done, stamp[d], 0),
         call_pos=pos[inv], return_pos=np.where(is_ok, done_pos, np.inf), done_pos=done_pos,
-        processes=cols.process.objects, fs=fs, keys=cols.key.objects, values=cols.value.objects,
+        processes=processes.objects, fs=fs, keys=cols["key_table"].objects, values=values.objects,
     )

@@ -38,8 +38,6 @@ EVIDENCE_CONFIGS = 200_000
 EVIDENCE_ROUNDS = 64
 #: Slices (of 1024 steps) the register engine runs on a partition before it takes turns.
 ENGINE_SLICES_FIRST = 2
-#: A register engine frontier this wide gets the searches racing it.
-RACE_WIDTH = 64
 
 
 def prepare(model: Model, history: Iterable[Operation]) -> list[Operation]:
@@ -179,9 +177,9 @@ class _Check:
                 self.results[a.n] = PartitionResult(part.key, VERDICT_UNKNOWN, len(a.ops), str(e))
                 return False
             return True
-        if not first_turn and a.ops is None and a.engine is not None and a.engine.widest > RACE_WIDTH:
-            # a wide frontier: crashed ops that can be placed in many ways; the depth-first
-            # search often finds a linearization sooner, so race it
+        if not first_turn and a.ops is None and a.engine is not None and a.engine.struggling:
+            # crashed ops that can be placed in many ways and no quick linearization: the
+            # depth-first search sometimes finds one sooner, so race it
             return self._start_searches(a)
         return True
 

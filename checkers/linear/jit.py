@@ -42,6 +42,13 @@ ANY, SWAPPED, NOT_SWAPPED = -1, -2, -3
 MAX_CLOSURE = 100_000
 #: Chains one placement may try before the engine gives up.
 MAX_CHAIN_STEPS = 20_000
+#: Configurations the first pass keeps (see RegisterEngine.steps).
+BEAM = 16
+#: Chains of crashed ops the first pass tries for one placement (the shortest).
+CHAINS_IN_BEAM = 1
+#: Steps of the exact pass after which a partition counts as hard.
+STRUGGLING_AFTER = 16 * 1024
+_BEAM_LOST = object()
 
 
 class GiveUp(Exception):
@@ -92,7 +99,7 @@ def check_register(
 class RegisterEngine:
     """`steps()` is the engine as a generator that yields every 1024 steps (a return, or a
     configuration of a closure), so that partitions can take turns as the searches do;
-    `widest` is the largest frontier so far (a wide one is a hard partition)."""
+    `widest` is the largest frontier so far, `struggling` tells a hard partition."""
 
     def __init__(
         self, ops: RegisterOps, deadline: float | None = None, max_closure: int = MAX_CLOSURE
@@ -101,7 +108,16 @@ class RegisterEngine:
         self.deadline = deadline
         self.max_closure = max_closure
         self.ticks = 0
+        self.returns = 0
         self.widest = 1
+        self.exact_from = -1  # ticks when the exact pass started (the beam died out)
+        self.chain_limit: int | None = None
+        self.lossy = False  # this pass dropped configurations or chains
+
+    @property
+    def struggling(self) -> bool:
+        """The exact pass has run for a while: a hard partition."""
+        return self.exact_from >= 0 and self.ticks - self.exact_from > STRUGGLING_AFTER
         # crashed ops as resources, in groups of interchangeable ones
         self.writes: dict[int, list[int]] = {}  # value -> crashed writes/deletes of it (bits)
         self.cas_into: dict[int, list[tuple[int, list[int]]]] = {}  # b -> [(a, bits)]
@@ -132,7 +148,8 @@ class RegisterEngine:
 
     def _chains_to(self, s: int, used: int, target: int) -> list[int]:
         """Used-sets after every minimal chain of crashed ops taking state s to `target`
-        that no other such chain makes redundant."""
+        that no other such chain makes redundant; shortest first, and in the beam pass only
+        the first CHAINS_IN_BEAM."""
         first_unused = self._first_unused
         writes, cas_into = self.writes, self.cas_into
         for a, group in cas_into.get(target, ()):
@@ -142,56 +159,65 @@ class RegisterEngine:
                     # one cas from here: any other chain (a write of the target, a longer
                     # run of cas) left unused can stand in for it later, not the other way
                     return [used | bit]
+        limit = self.chain_limit
         out: list[int] = []
         direct = writes.get(target)
         write_bit = first_unused(direct, used) if direct else 0
         if write_bit:
             out.append(used | write_bit)
-        # backwards from the target over crashed cas ops, along simple paths of states; once
-        # a crashed write could start the chain, longer chains starting with a write are not
-        # tried (that write stands in for them), only runs of cas from s
-        stack: list[tuple[int, int, frozenset[int], bool]] = [
+        # backwards from the target over crashed cas ops, along simple paths of states, one
+        # length at a time; once a crashed write could start the chain, longer chains starting
+        # with a write are not tried (that write stands in for them), only runs of cas from s
+        layer: list[tuple[int, int, frozenset[int], bool]] = [
             (target, used, frozenset((target,)), not write_bit)
         ]
         steps = 0
-        while stack:
-            steps += 1
-            if steps > MAX_CHAIN_STEPS:
-                raise GiveUp("too many chains of crashed operations")
-            x, u, seen, want_write = stack.pop()
-            for a, group in cas_into.get(x, ()):
-                bit = first_unused(group, u)
-                if not bit or a in seen:
-                    continue
-                u2 = u | bit
-                if a == s:
-                    out.append(u2)
-                    continue  # a longer chain through s again is not minimal
-                more = want_write
-                if want_write:
-                    ws = writes.get(a)
-                    wb = first_unused(ws, u2) if ws else 0
-                    if wb:
-                        out.append(u2 | wb)
-                        more = False
-                stack.append((a, u2, seen | {a}, more))
+        while layer and (limit is None or len(out) < limit):
+            deeper: list[tuple[int, int, frozenset[int], bool]] = []
+            for x, u, seen, want_write in layer:
+                steps += 1
+                if steps > MAX_CHAIN_STEPS:
+                    raise GiveUp("too many chains of crashed operations")
+                for a, group in cas_into.get(x, ()):
+                    bit = first_unused(group, u)
+                    if not bit or a in seen:
+                        continue
+                    u2 = u | bit
+                    if a == s:
+                        out.append(u2)
+                        continue  # a longer chain through s again is not minimal
+                    more = want_write
+                    if want_write:
+                        ws = writes.get(a)
+                        wb = first_unused(ws, u2) if ws else 0
+                        if wb:
+                            out.append(u2 | wb)
+                            more = False
+                    deeper.append((a, u2, seen | {a}, more))
+            layer = deeper
+        if limit is not None and (layer or len(out) > limit):
+            self.lossy = True  # chains left untried: a dead end here proves nothing
+            return out[:limit]
         return out
 
     def _chains_away(self, s: int, used: int) -> list[tuple[int, int]]:
         """(state, used-set) after one crashed op taking state s elsewhere (for a failed-cas
         observation, which any other state satisfies: one op is always enough)."""
         out: list[tuple[int, int]] = []
-        for v, group in self.writes.items():
-            if v != s:
-                bit = self._first_unused(group, used)
-                if bit:
-                    out.append((v, used | bit))
         for b, sources in self.cas_into.items():
             for a, group in sources:
                 if a == s and b != s:
                     bit = self._first_unused(group, used)
                     if bit:
                         out.append((b, used | bit))
+        for v, group in self.writes.items():
+            if v != s:
+                bit = self._first_unused(group, used)
+                if bit:
+                    out.append((v, used | bit))
+        if self.chain_limit is not None and len(out) > self.chain_limit:
+            self.lossy = True
+            return out[:self.chain_limit]
         return out
 
     # ------------------------------------------------------------------ one op
@@ -241,8 +267,23 @@ class RegisterEngine:
         return True
 
     def steps(self) -> Generator[None, None, Refuted | None]:
+        """A pass keeping at most BEAM configurations (those that used the fewest crashed
+        ops): a configuration left at the end is a linearization, so "linearizable" is
+        certain. If the beam dies out, the exact pass (every configuration) decides."""
+        self.chain_limit = CHAINS_IN_BEAM
+        outcome = yield from self._replay(BEAM)
+        if outcome is _BEAM_LOST:
+            self.exact_from = self.ticks
+            self.chain_limit = None
+            outcome = yield from self._replay(None)
+        assert outcome is None or isinstance(outcome, Refuted)
+        return outcome
+
+    def _replay(self, beam: int | None) -> Generator[None, None, Refuted | object | None]:
         o = self.ops
         kind, a_of, b_of, out_of, info = o.kind, o.a, o.b, o.out, o.info
+        self.writes, self.cas_into, self._cas_group = {}, {}, {}
+        self.lossy = False
         # the frontier: (linearized pending set as slot bits, state) -> used-sets (antichain)
         frontier: dict[tuple[int, int], list[int]] = {(0, o.initial): [0]}
         single = True  # the frontier is {(0, state): [used]}: the fast path
@@ -270,6 +311,7 @@ class RegisterEngine:
                 continue
             if i not in slot_of:
                 continue  # the return of an op that observes nothing
+            self.returns += 1
             if pause():
                 yield
             if single and len(pending) == 1:
@@ -298,13 +340,15 @@ class RegisterEngine:
                 frontier = {(0, state): [used]}
             frontier = yield from self._closure(frontier, i, pending, slot_of)
             if not frontier:
-                return Refuted(i, [p for p in pending if p != i])
+                return _BEAM_LOST if self.lossy else Refuted(i, [p for p in pending if p != i])
             pending.remove(i)
             free_slots.append(slot_of.pop(i))
             single = False
             width = sum(map(len, frontier.values()))
             if width > self.widest:
                 self.widest = width
+            if beam is not None and width > beam:
+                frontier, self.lossy = _narrow(frontier, beam), True
             if len(frontier) == 1:
                 ((m, s), useds), = frontier.items()
                 if m == 0 and len(useds) == 1:
@@ -361,6 +405,18 @@ class RegisterEngine:
                 for s2, u2 in placements(p, s, u):
                     stack.append((m | bp, s2, u2))
         return new
+
+
+def _narrow(frontier: dict[tuple[int, int], list[int]], beam: int) -> dict[tuple[int, int], list[int]]:
+    """The `beam` configurations that used the fewest crashed ops (then placed the fewest
+    pending ops early)."""
+    configs = sorted(
+        ((u.bit_count(), m.bit_count(), u, m, s) for (m, s), us in frontier.items() for u in us)
+    )[:beam]
+    out: dict[tuple[int, int], list[int]] = {}
+    for _, _, u, m, s in configs:
+        out.setdefault((m, s), []).append(u)
+    return out
 
 
 def _insert(table: dict[tuple[int, int], list[int]], key: tuple[int, int], used: int) -> bool:

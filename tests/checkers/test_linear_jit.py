@@ -58,21 +58,31 @@ def engine_verdicts(model: Model, ops: list[Operation]) -> list[bool | None]:
     return out
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The engine's first pass as shipped, greedy (one configuration, one chain: it loses its
+#: way often, so the exact pass runs often), and exact from the start.
+TUNINGS = {"shipped": (jit.BEAM, jit.CHAINS_IN_BEAM), "greedy": (1, 1), "exact": (10**9, None)}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), st.integers(1, 7), st.sampled_from(MODELS), st.sampled_from((0.2, 0.5)),
-       st.sampled_from((8, 30)))
-def test_engine_matches_brute_force(seed: int, n: int, spec: str, info_rate: float, span: int) -> None:
+       st.sampled_from((8, 30)), st.sampled_from(sorted(TUNINGS)))
+def test_engine_matches_brute_force(
+    seed: int, n: int, spec: str, info_rate: float, span: int, tuning: str
+) -> None:
     """span 8: everything overlaps; span 30: many ops alone (the engine's fast path)."""
     rng = random.Random(seed)
     model = make_model(spec)
     ops = register_history(rng, n, values=3, info_rate=info_rate, keys=2 if spec == "kv" else 1, span=span)
-    verdicts = engine_verdicts(model, ops)
-    assert None not in verdicts
-    for part in model.partition(prepare(model, ops)):
-        expected = brute_force(model, part)
-        (verdict,) = engine_verdicts(model, part)
-        assert verdict is expected
-    assert check(model, ops).valid is all(verdicts)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jit, "BEAM", TUNINGS[tuning][0])
+        mp.setattr(jit, "CHAINS_IN_BEAM", TUNINGS[tuning][1])
+        verdicts = engine_verdicts(model, ops)
+        assert None not in verdicts
+        for part in model.partition(prepare(model, ops)):
+            expected = brute_force(model, part)
+            (verdict,) = engine_verdicts(model, part)
+            assert verdict is expected
+        assert check(model, ops).valid is all(verdicts)
 
 
 def _op(i: int, f: str, value: Any, out: Any, start: int, end: int | None) -> Operation:
@@ -120,8 +130,11 @@ def test_engine_table(ops: list[Operation], expected: bool) -> None:
     assert engine_verdicts(model, ops) == [expected]
 
 
+@pytest.mark.parametrize("tuning", sorted(TUNINGS))
 @pytest.mark.parametrize("seed", range(60))
-def test_engine_matches_the_searches_on_crash_heavy_histories(seed: int) -> None:
+def test_engine_matches_the_searches_on_crash_heavy_histories(
+    seed: int, tuning: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Longer histories than brute force can try: a simulated register on 5 values with many
     crashed ops, half of them with one read changed to another value (often still
     explainable by a crashed write), failed cas dropped or kept as observations."""
@@ -133,6 +146,8 @@ def test_engine_matches_the_searches_on_crash_heavy_histories(seed: int) -> None
             victim = rng.choice(reads)
             victim["value"] = rng.choice([v for v in (None, 0, 1, 2, 3, 4) if v != victim["value"]])
     model = make_model("cas-register(initial=nil)")
+    monkeypatch.setattr(jit, "BEAM", TUNINGS[tuning][0])
+    monkeypatch.setattr(jit, "CHAINS_IN_BEAM", TUNINGS[tuning][1])
     for ops in (ops_from_records(records), pair(records, failed_cas_observed=True, use_time=True)):
         (verdict,) = engine_verdicts(model, ops)
         kept = prepare(model, ops)
@@ -177,3 +192,23 @@ def test_engine_gives_up_on_a_huge_closure() -> None:
     assert engine_input is not None
     with pytest.raises(jit.GiveUp):
         jit.check_register(engine_input, max_closure=10_000)
+
+
+def test_the_exact_pass_finds_what_the_beam_missed() -> None:
+    # the first read of 7 (state 5) can use the crashed write of 7 or the crashed cas run
+    # 5 -> 6 -> 7; the beam takes the write, which the second read of 7 (state 8) needs
+    ops = [_op(0, "write", 5, None, 0, 1), _op(1, "cas", (5, 6), None, 2, None),
+           _op(2, "cas", (6, 7), None, 2, None), _op(3, "write", 7, None, 2, None),
+           _op(4, "read", None, 7, 3, 4), _op(5, "write", 8, None, 5, 6),
+           _op(6, "read", None, 7, 7, 8)]
+    model = make_model("cas-register(initial=nil)")
+    assert brute_force(model, prepare(model, ops)) is True
+    (part,) = registers.partitions(model, OpTable.from_operations(ops))
+    engine_input = part.engine_input()
+    assert engine_input is not None
+    engine = jit.RegisterEngine(engine_input)
+    steps = engine.steps()
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+    assert done.value.value is None and engine.exact_from >= 0
