@@ -396,6 +396,54 @@ def write_edn(history: Sequence[Record] | Sequence[Operation], path: str | Path)
     Path(path).write_text(f"[{body}]\n", encoding="utf-8")
 
 
+def write_edn_from_jsonl(source: str | Path, path: str | Path) -> int:
+    """history.jsonl exported as Jepsen EDN one record at a time (the same text as
+    `write_edn(read_jsonl(source), path)`, without holding the history); returns the number of
+    records. Errors as `read_jsonl`'s; nothing is left at `path` after one."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    bad: tuple[int, bytes] | None = None  # a line that does not parse: fine only if the last
+    try:
+        with source.open("rb") as fh, tmp.open("w", encoding="utf-8") as out:
+            out.write("[")
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                if bad is not None:
+                    _corrupt(source, *bad)
+                try:
+                    rec = json.loads(line.decode("utf-8"))
+                except json.JSONDecodeError:
+                    bad = (n, line)
+                    continue
+                if not isinstance(rec, dict):
+                    raise HistoryError(f"{source}:{n}: expected a JSON object, got {type(rec).__name__}")
+                out.write(("\n " if count else "") + to_edn_record(rec))
+                count += 1
+            out.write("]\n")
+        if bad is not None:
+            _corrupt(source, *bad, last=True)
+        tmp.replace(path)
+    except (OSError, UnicodeDecodeError) as e:
+        tmp.unlink(missing_ok=True)
+        raise HistoryError(f"{source}: cannot read: {e}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def _corrupt(source: Path, n: int, line: bytes, last: bool = False) -> None:
+    """A line that is not JSON: an error, or (the last one, a killed run) a warning."""
+    try:
+        json.loads(line.decode("utf-8"))
+    except json.JSONDecodeError as e:
+        if not last:
+            raise HistoryError(f"{source}:{n}: corrupt line: {e.msg}") from None
+        log.warning("%s:%d: ignoring truncated last line (%s)", source, n, e.msg)
+
+
 def _records_of(op: Record | Operation) -> list[Record]:
     if not isinstance(op, Operation):
         return [op]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from checkers.history import HistoryError, ops_from_records
+from checkers.history import HistoryError, ops_from_records, read_table
 from checkers.linear.check import check
 from checkers.linear.model import Model
+from checkers.linear.operation import Operation
 from checkers.linear.registry import make_model
+from checkers.linear.table import OpTable
 from checkers.result import UNKNOWN, CheckResult
 from checkers.rundata import StoredRun
 
@@ -14,7 +16,7 @@ DEFAULT_TIMEOUT = 120.0
 
 
 class LinearizabilityChecker:
-    """Judges a run's history.jsonl records against a model (`kv` unless told otherwise)."""
+    """Judges a run's history.jsonl against a model (`kv` unless told otherwise)."""
 
     name = "linearizability"
 
@@ -24,7 +26,15 @@ class LinearizabilityChecker:
 
     def check(self, run: StoredRun) -> CheckResult:
         try:
-            ops = ops_from_records(run.history(), str(run.history_path))
+            history = _history(run)
         except HistoryError as e:
             return CheckResult(self.name, UNKNOWN, {"error": f"history.jsonl: {e}"})
-        return check(self.model, ops, timeout=self.timeout).to_check_result(self.name)
+        return check(self.model, history, timeout=self.timeout).to_check_result(self.name)
+
+
+def _history(run: StoredRun) -> OpTable | list[Operation]:
+    """The run's file read as columns (what `faultline check` does: a long run is never held
+    as one Python object per record), or the records a run was given in memory."""
+    if run.history_path.exists():
+        return read_table(run.history_path, "jsonl")
+    return ops_from_records(run.history(), str(run.history_path))

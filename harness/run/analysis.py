@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 import reports
-from checkers.history import HistoryError
+from checkers.history import HistoryError, write_edn_from_jsonl
 from checkers.history import write_edn as write_edn_file
 from checkers.result import UNKNOWN, CheckResult, merge_verdicts
 from checkers.results import RESULTS_FILE, Results
@@ -89,9 +89,13 @@ def analyze(run_dir: Path, write_edn: bool = True) -> Results:
     run = StoredRun(run_dir, test)
     if write_edn:
         try:
-            history = run.history()
-            log.info("%s: %d history records", run_dir, len(history))
-            write_edn_file(history, run_dir / "history.edn")
+            # streamed from the file: a long run's records are not all held for the export
+            n = 0
+            if run.history_path.exists():
+                n = write_edn_from_jsonl(run.history_path, run_dir / "history.edn")
+            else:
+                write_edn_file([], run_dir / "history.edn")
+            log.info("%s: %d history records", run_dir, n)
         except (HistoryError, ValueError, TypeError) as e:
             log.warning("history.edn not written: %s", e)
     checkers, results = run_checkers(test)

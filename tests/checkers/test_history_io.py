@@ -165,3 +165,27 @@ def test_unknown_format(tmp_path: Path) -> None:
     path.write_text("hello\n", encoding="utf-8")
     with pytest.raises(HistoryError, match="cannot tell the format"):
         read_history(path)
+
+
+def test_edn_export_streamed_from_the_file_is_the_same_text(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from checkers.history import read_jsonl, write_edn_from_jsonl
+
+    src = write_jsonl(tmp_path / "history.jsonl", RECORDS, tail='{"index": 10, "ti')
+    with caplog.at_level(logging.WARNING):
+        assert write_edn_from_jsonl(src, tmp_path / "streamed.edn") == len(RECORDS)
+    assert "history.jsonl:11: ignoring truncated last line" in caplog.text
+    write_edn(read_jsonl(src), tmp_path / "whole.edn")
+    assert (tmp_path / "streamed.edn").read_text() == (tmp_path / "whole.edn").read_text()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    write_edn_from_jsonl(empty, tmp_path / "empty.edn")
+    assert (tmp_path / "empty.edn").read_text() == "[]\n"
+
+
+def test_edn_export_streamed_stops_at_a_corrupt_line_and_leaves_nothing(tmp_path: Path) -> None:
+    from checkers.history import write_edn_from_jsonl
+
+    src = write_jsonl(tmp_path / "history.jsonl", RECORDS[:2], tail='{"index": 2, "ti\n' + json.dumps(RECORDS[2]) + "\n")
+    with pytest.raises(HistoryError, match=r"history\.jsonl:3: corrupt line"):
+        write_edn_from_jsonl(src, tmp_path / "out.edn")
+    assert not list(tmp_path.glob("out.edn*"))

@@ -4,40 +4,16 @@ ops, the kv look-ahead, the zone test) must leave the verdict unchanged."""
 
 from __future__ import annotations
 
-import itertools
 import random
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checkers.linear import UNKNOWN, Model, Operation, check, make_model, prepare
+from checkers.linear import UNKNOWN, Operation, check, make_model, prepare
 from checkers.linear.frontier import FrontierSearch
 from checkers.linear.search import Search
-
-
-def brute_force(model: Model, ops: list[Operation]) -> bool:
-    """Try every order of every subset that holds all ok ops and any of the info ops."""
-    ok = [o for o in ops if o.type == "ok"]
-    info = [o for o in ops if o.type == "info"]
-    for r in range(len(info) + 1):
-        for chosen in itertools.combinations(info, r):
-            for order in itertools.permutations(ok + list(chosen)):
-                if _legal(model, order):
-                    return True
-    return False
-
-
-def _legal(model: Model, order: tuple[Operation, ...]) -> bool:
-    for a, b in itertools.combinations(range(len(order)), 2):
-        if order[b].return_pos < order[a].call_pos:  # b returned before a was invoked
-            return False
-    states = {model.init()}
-    for o in order:
-        states = {s2 for s in states for s2 in model.step_all(s, o.input, o.output)}
-        if not states:
-            return False
-    return True
+from tests.support.linear_oracles import brute_force
 
 
 def random_history(rng: random.Random, n: int, kind: str) -> list[Operation]:

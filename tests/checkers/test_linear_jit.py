@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_linear_bruteforce import brute_force
-from test_linear_random import simulate
 
 from checkers.history import ops_from_records, pair
 from checkers.linear import UNKNOWN, Model, Operation, check, jit, make_model, prepare, registers
 from checkers.linear.frontier import FrontierSearch
 from checkers.linear.search import Search, SearchLimit
 from checkers.linear.table import OpTable
+from tests.support.linear_oracles import brute_force, simulate
 
 MODELS = ("cas-register(initial=nil)", "cas-register(initial=0)", "kv")
 
