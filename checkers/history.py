@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from checkers import edn
 from checkers.history_columns import HistoryReadError, Unusual, read_jsonl_table
 from checkers.linear.operation import UNKNOWN, Operation, freeze
@@ -382,9 +384,28 @@ def to_edn_record(rec: Record) -> str:
         if (k in _KEYWORD_FIELDS and isinstance(v, str)) or (k == "process" and v == NEMESIS):
             text = f":{v}"
         else:
-            text = edn.dumps(v)
+            plain = _edn_plain(v)
+            text = edn.dumps(v) if plain is None else plain
         parts.append(f":{k} {text}")
     return "{" + ", ".join(parts) + "}"
+
+
+#: Strings whose EDN text is themselves in quotes (edn_format escapes anything else).
+_PLAIN_STRING = re.compile(r'[ !#-\[\]-~]*')
+
+
+def _edn_plain(v: Any) -> str | None:
+    """The EDN text of an int, nil, boolean, plain ASCII string or vector of those, as
+    edn.dumps writes it (a fast path: most fields of most records); None for anything else."""
+    t = type(v)
+    if t is int or v is None or t is bool:
+        return "nil" if v is None else "true" if v is True else "false" if v is False else str(v)
+    if t is str:
+        return f'"{v}"' if _PLAIN_STRING.fullmatch(v) else None
+    if t is list or t is tuple:
+        items = [_edn_plain(x) for x in v]
+        return None if None in items else "[" + " ".join(items) + "]"  # type: ignore[arg-type]
+    return None
 
 
 def write_edn(history: Sequence[Record] | Sequence[Operation], path: str | Path) -> None:
@@ -413,10 +434,13 @@ def write_edn_from_jsonl(source: str | Path, path: str | Path) -> int:
                 if bad is not None:
                     _corrupt(source, *bad)
                 try:
-                    rec = json.loads(line.decode("utf-8"))
-                except json.JSONDecodeError:
-                    bad = (n, line)
-                    continue
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    try:  # what json accepts and orjson does not (NaN, ints beyond 64 bits)
+                        rec = json.loads(line.decode("utf-8"))
+                    except json.JSONDecodeError:
+                        bad = (n, line)
+                        continue
                 if not isinstance(rec, dict):
                     raise HistoryError(f"{source}:{n}: expected a JSON object, got {type(rec).__name__}")
                 out.write(("\n " if count else "") + to_edn_record(rec))

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checkers.history import (
     HistoryError,
@@ -189,3 +191,17 @@ def test_edn_export_streamed_stops_at_a_corrupt_line_and_leaves_nothing(tmp_path
     with pytest.raises(HistoryError, match=r"history\.jsonl:3: corrupt line"):
         write_edn_from_jsonl(src, tmp_path / "out.edn")
     assert not list(tmp_path.glob("out.edn*"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=6) | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=2),
+    max_leaves=6,
+))
+def test_edn_record_text_is_edn_formats(value: Any) -> None:
+    """The fast path for plain values writes exactly what edn_format writes."""
+    from checkers import edn
+    from checkers.history import to_edn_record
+
+    assert to_edn_record({"value": value}) == "{:value " + edn.dumps(value) + "}"
