@@ -36,8 +36,10 @@ EVIDENCE_SECONDS = 2.0
 EVIDENCE_CONFIGS = 200_000
 #: Rounds the searches get to find evidence for a partition the register engine refuted.
 EVIDENCE_ROUNDS = 64
-#: Slices (of 1024 steps) the register engine runs on a partition before it takes turns.
+#: Slices (of 1024 steps) of its exact pass the register engine runs on a partition before it
+#: takes turns with the others; and slices in all (a very long partition).
 ENGINE_SLICES_FIRST = 2
+ENGINE_SLICES_FIRST_MAX = 256
 
 
 def prepare(model: Model, history: Iterable[Operation]) -> list[Operation]:
@@ -137,10 +139,18 @@ class _Check:
             a.engine = jit.RegisterEngine(engine_input, self.deadline)
             a.steps = a.engine.steps()
             del engine_input
-            for _ in range(ENGINE_SLICES_FIRST):
+            # the beam pass is linear: let it finish here, so that partitions are done (and
+            # their engine's lists released) one at a time; an exact pass (a hard or a bad
+            # partition) or a very long partition takes turns with the others instead
+            exact = 0
+            for _ in range(ENGINE_SLICES_FIRST_MAX):
                 if not self._engine_turn(a, first_turn=True):
                     break
                 if a.steps is None:  # refuted or gave up: the searches take over
+                    self.active.append(a)
+                    break
+                exact += a.engine.exact_from >= 0
+                if exact >= ENGINE_SLICES_FIRST:
                     self.active.append(a)
                     break
             else:
