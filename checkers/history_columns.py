@@ -210,7 +210,7 @@ def read_jsonl_table(path: str | Path, workers: int | None = None) -> OpTable:
             with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = [pool.submit(_read_range, path, a, b) for a, b in ranges]
                 parts = [f.result() for f in futures]
-        except BrokenProcessPool as e:  # a worker died (killed, out of memory): once more here
+        except (BrokenProcessPool, OSError) as e:  # no fork, or a worker died: once more here
             log.warning("%s: reader processes failed (%s); reading in this process", path, e)
             parts = [_read_range(path, 0, size)]
     with _gc_paused():

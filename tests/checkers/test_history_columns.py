@@ -142,3 +142,27 @@ def test_read_table_of_other_formats_keeps_the_operations(corpora: Path) -> None
     ops = read_history(path)
     table = read_table(path)
     assert [facts(o) for o in table.operations()] == [facts(o) for o in ops]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_worker_processes_read_the_same_operations(tmp_path: Path, workers: int, caplog: pytest.LogCaptureFixture) -> None:
+    rng = random.Random(workers)
+    path = write_lines(tmp_path / "history.jsonl", random_records(rng, 300, "all"), rng, tail='{"process": 1, "ty')
+    with caplog.at_level(logging.WARNING):
+        alone = read_jsonl_table(path, workers=1)
+        shared = read_jsonl_table(path, workers=workers)
+    assert [facts(o) for o in shared.operations()] == [facts(o) for o in alone.operations()]
+    assert caplog.text.count("ignoring truncated last line") == 2  # once per read, same line
+
+
+def test_a_bad_line_in_an_early_range_is_no_torn_line(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    records = random_records(rng, 200, "all")
+    lines = [json.dumps(r) for r in records]
+    lines[10] = lines[10][:-5]  # corrupt, far from the end
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(Unusual, match="bad line before"):
+        read_jsonl_table(path, workers=3)
+    with pytest.raises(HistoryError, match=r"history\.jsonl:11: corrupt line"):
+        read_table(path)
