@@ -14,12 +14,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from checkers import edn
-from checkers.history_columns import HistoryReadError, Unusual, read_jsonl_table
 from checkers.linear.operation import UNKNOWN, Operation, freeze
 from checkers.linear.table import OpTable
+
+try:  # orjson is a dependency; without it the record-by-record reader does everything
+    import orjson
+
+    from checkers.history_columns import HistoryReadError, Unusual, read_jsonl_table
+except ImportError:  # pragma: no cover
+    orjson = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +356,8 @@ def read_table(path: str | Path, fmt: str | None = None) -> OpTable:
 def _jsonl_table(path: Path) -> OpTable | None:
     """The columnar reader's table, or None when the file needs the record-by-record reader
     (an error to report with its line, or an unusual shape)."""
+    if orjson is None:  # pragma: no cover
+        return None
     try:
         return read_jsonl_table(path)
     except (HistoryReadError, Unusual) as e:
@@ -434,9 +440,9 @@ def write_edn_from_jsonl(source: str | Path, path: str | Path) -> int:
                 if bad is not None:
                     _corrupt(source, *bad)
                 try:
-                    rec = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    try:  # what json accepts and orjson does not (NaN, ints beyond 64 bits)
+                    rec = _loads(line)
+                except ValueError:  # also what orjson refuses and json accepts (NaN, big ints)
+                    try:
                         rec = json.loads(line.decode("utf-8"))
                     except json.JSONDecodeError:
                         bad = (n, line)
@@ -456,6 +462,10 @@ def write_edn_from_jsonl(source: str | Path, path: str | Path) -> int:
         tmp.unlink(missing_ok=True)
         raise
     return count
+
+
+def _loads(line: bytes) -> Any:
+    return orjson.loads(line) if orjson is not None else json.loads(line.decode("utf-8"))
 
 
 def _corrupt(source: Path, n: int, line: bytes, last: bool = False) -> None:
