@@ -39,7 +39,7 @@ READ, WRITE, CAS, DELETE = 0, 1, 2, 3
 #: Output codes besides values (as in checkers.linear.table).
 ANY, SWAPPED, NOT_SWAPPED = -1, -2, -3
 #: Configurations one closure may visit before the engine gives up.
-MAX_CLOSURE = 100_000
+MAX_CLOSURE = 50_000
 #: Chains one placement may try before the engine gives up.
 MAX_CHAIN_STEPS = 20_000
 #: Configurations the first pass keeps (see RegisterEngine.steps).
