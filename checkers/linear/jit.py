@@ -19,13 +19,20 @@ would be overwritten, or it could as well be placed later), so this loses no lin
   chain; a cas needs one only to reach its expected value;
 - a minimal chain is a run of crashed cas ops from the current state, or a crashed write (or
   delete) followed by such a run: everything before the last write would be overwritten;
-- when a crashed write of the target value is unused, chains starting with another write are
-  not tried: that write can stand in for any such chain later, the other way round it cannot;
+- a crashed cas straight from the current state to the target makes every other chain
+  redundant, and an unused crashed write of the target every chain starting with another
+  write: what is left unused can stand in for what was used later, not the other way round;
 - crashed ops with the same function and value are interchangeable: the first unused one is
   taken.
 A configuration that used a superset of another's crashed ops (same linearized set and state)
-is pruned. The engine gives up (None) past a budget of configurations, and the generic engines
-take over.
+is pruned.
+
+Over a long partition the crashed ops pile up and the configurations that used different ones
+never merge, so the replay runs twice at most: first keeping a beam of the BEAM configurations
+that used the fewest crashed ops, with only the shortest chain per placement (a configuration
+that survives to the end is a linearization: "linearizable" is certain); only if the beam dies
+out, which proves nothing, the exact replay decides. The engine gives up (GiveUp) past a
+budget of configurations or the deadline, and the generic searches take over.
 """
 
 from __future__ import annotations
@@ -108,20 +115,19 @@ class RegisterEngine:
         self.deadline = deadline
         self.max_closure = max_closure
         self.ticks = 0
-        self.returns = 0
         self.widest = 1
         self.exact_from = -1  # ticks when the exact pass started (the beam died out)
-        self.chain_limit: int | None = None
+        self.chain_limit: int | None = None  # chains per placement (the beam pass)
         self.lossy = False  # this pass dropped configurations or chains
+        # crashed ops as resources, in groups of interchangeable ones (per pass)
+        self.writes: dict[int, list[int]] = {}  # value -> crashed writes/deletes of it (bits)
+        self.cas_into: dict[int, list[tuple[int, list[int]]]] = {}  # b -> [(a, bits)]
+        self._cas_group: dict[tuple[int, int], list[int]] = {}
 
     @property
     def struggling(self) -> bool:
         """The exact pass has run for a while: a hard partition."""
         return self.exact_from >= 0 and self.ticks - self.exact_from > STRUGGLING_AFTER
-        # crashed ops as resources, in groups of interchangeable ones
-        self.writes: dict[int, list[int]] = {}  # value -> crashed writes/deletes of it (bits)
-        self.cas_into: dict[int, list[tuple[int, list[int]]]] = {}  # b -> [(a, bits)]
-        self._cas_group: dict[tuple[int, int], list[int]] = {}
 
     # ------------------------------------------------------------------ resources
 
@@ -311,7 +317,6 @@ class RegisterEngine:
                 continue
             if i not in slot_of:
                 continue  # the return of an op that observes nothing
-            self.returns += 1
             if pause():
                 yield
             if single and len(pending) == 1:
