@@ -262,7 +262,7 @@ class RaftkvDB:
         for node in self.nodes:
             if node in self.removed:
                 continue
-            st = self.status(node, timeout=0.5)
+            st = self.status(node, timeout=1.0)  # a busy machine answers slower than 0.5 s
             if st and st.get("role") == "leader":
                 term = int(st.get("term", 0))
                 if best is None or term > best[0]:

@@ -162,12 +162,14 @@ def test_odd_listing_shows_every_entry(server: tuple[str, int]) -> None:
         assert name in body, name
 
 
-def _thread_count() -> int:
-    return sum(1 for t in threading.enumerate() if t.name.startswith("Thread-") and t.is_alive())
+def _threads_since(before: set[threading.Thread]) -> list[str]:
+    """Live threads started after `before` was taken (other tests' threads do not count)."""
+    return [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
 
 
 def test_idle_connections_are_closed_and_bounded(store: Path) -> None:
     """Idle clients neither hold threads beyond the idle timeout nor beyond the cap."""
+    before = set(threading.enumerate())
     server = make_server(store, port=0, idle_timeout=2.0, max_connections=4)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -187,9 +189,9 @@ def test_idle_connections_are_closed_and_bounded(store: Path) -> None:
         closed = [a for a in answers if a == b""]
         assert len(refused) == 8 and len(closed) == 4, answers
         deadline = time.monotonic() + 5
-        while _thread_count() > 1 and time.monotonic() < deadline:  # serve_forever's own thread
+        while len(_threads_since(before)) > 1 and time.monotonic() < deadline:  # serve_forever's own
             time.sleep(0.05)
-        assert _thread_count() <= 1, [t.name for t in threading.enumerate()]
+        assert len(_threads_since(before)) <= 1, _threads_since(before)
         status, _, _ = _get((host, port), "/")  # slots were given back
         assert status == 200
     finally:
