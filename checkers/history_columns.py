@@ -6,19 +6,21 @@ are interned into small tables and kept as numpy codes, and the records are rele
 (each invocation with the next completion of its process) is done on the columns.
 
 Anything unusual (a record that is not a JSON object, a missing field, an unhashable process,
-key or value, ints mixed with floats or booleans among the values, a pairing error) raises
-`Unusual`: the caller then reads the file record by record, which reports errors with their
-file and line as it always did. A torn last line (a killed run) is skipped with the same
-warning as there.
+key or value, ints mixed with floats or booleans among the values, a time or process of an odd
+type, a number orjson could only give as a rounded float, a value nested too deeply, a pairing
+error) raises `Unusual`: the caller then reads the file record by record, which reports errors
+with their file and line as it always did. A torn last line (a killed run) after a client
+record is skipped with the same warning as there.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
-import json
 import logging
 import multiprocessing
 import os
+import stat
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -32,7 +34,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from checkers.linear.operation import freeze
+from checkers.history_text import BadLine, loads_line, warn
+from checkers.linear.operation import TooDeep, freeze
 from checkers.linear.table import FAIL, INFO, OK, OUT_TRUE, OUT_UNKNOWN, OpTable
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,9 @@ _TYPE_CODES: dict[Any, int] = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 _OP_TYPE = np.array([-1, OK, FAIL, INFO], dtype=np.int8)  # record type code -> table type
 _MUTATIONS = frozenset({"write", "put", "append", "delete", "acquire", "release", "add"})
 _CONTAINERS = (list, dict, set, frozenset, tuple)
+#: Floats at least this large may be integers orjson rounded (beyond 64 bits), or times a
+#: float does not hold exactly.
+_EXACT_FLOAT = 2.0**53
 
 
 class Unusual(Exception):
@@ -83,6 +89,8 @@ class _Interned:
         codes, objects = self.codes, self.objects
         for v in dict.fromkeys(col):  # TypeError if unhashable
             if v not in codes:
+                if type(v) is float and not -_EXACT_FLOAT < v < _EXACT_FLOAT:
+                    raise Unusual("a float beyond 2**53 (an integer orjson rounded?)")
                 codes[v] = len(objects)
                 objects.append(v)
         return np.fromiter(map(codes.__getitem__, col), dtype=np.int32, count=len(col))
@@ -130,41 +138,50 @@ class _Columns:
         except AttributeError:
             raise Unusual("a record is not a JSON object") from None
         vtypes = set(map(type, values))
-        if vtypes & {list, dict}:
-            values = [_frozen(v) if type(v) in (list, dict) else v for v in values]
-        self.value_types |= vtypes
-        if len(self.value_types & {int, float, bool}) > 1:
-            raise Unusual("values mix ints, floats and booleans")
-        b = self.blocks
         try:
-            b["process"].append(self.process.add(processes))
-            b["type"].append(np.fromiter(map(_TYPE_CODES.get, types, repeat(-1)), dtype=np.int8,
-                                         count=len(types)))
-            b["f"].append(self.f.add(fs))
+            if vtypes & {list, dict}:
+                values = [_frozen(v) if type(v) in (list, dict) else v for v in values]
+            self.value_types |= vtypes
+            if len(self.value_types & {int, float, bool}) > 1:
+                raise Unusual("values mix ints, floats and booleans")
+            b = self.blocks
             try:
-                b["key"].append(self.key.add(keys))
-            except TypeError:  # list keys: as tuples
-                b["key"].append(self.key.add([_frozen(k) if type(k) in (list, dict) else k for k in keys]))
-            b["value"].append(self.value.add(values))
-        except TypeError:
-            raise Unusual("an unhashable process, type, f, key or value") from None
-        t = np.array(times)
-        if t.ndim == 1 and t.dtype.kind in "ib" and len(t):  # ints (booleans count as numbers, as isinstance says)
+                b["process"].append(self.process.add(processes))
+                b["type"].append(np.fromiter(map(_TYPE_CODES.get, types, repeat(-1)), dtype=np.int8,
+                                             count=len(types)))
+                b["f"].append(self.f.add(fs))
+                try:
+                    b["key"].append(self.key.add(keys))
+                except TypeError:  # list keys: as tuples
+                    b["key"].append(self.key.add([_frozen(k) if type(k) in (list, dict) else k for k in keys]))
+                b["value"].append(self.value.add(values))
+            except TypeError:
+                raise Unusual("an unhashable process, type, f, key or value") from None
+        except TooDeep:
+            raise Unusual("a value nested too deeply") from None
+        self._add_times(times)
+        self.count += len(recs)
+
+    def _add_times(self, times: list[Any]) -> None:
+        b = self.blocks
+        ttypes = set(map(type, times))
+        if not ttypes <= {int, float, type(None)}:
+            raise Unusual("a time that is not a number")  # (booleans included)
+        t = np.array(times) if type(None) not in ttypes else None
+        if t is not None and t.dtype.kind == "i" and len(t):
             b["time"].append(t.astype(np.int64))
             b["timed"].append(np.ones(len(times), dtype=bool))
-        elif t.ndim == 1 and t.dtype.kind == "f":
-            if len(t) and float(np.abs(t).max()) >= 2.0**53:
+        elif t is not None and t.dtype.kind == "f":
+            if len(t) and float(np.abs(t).max()) >= _EXACT_FLOAT:
                 raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
             b["time"].append(t)
             b["timed"].append(np.ones(len(times), dtype=bool))
-        else:  # some records without a number there (or numbers beyond 64 bits)
-            if any(type(x) is int and not -(2**63) <= x < 2**63 for x in times):
-                raise Unusual("a time beyond 64 bits")
-            timed = [isinstance(x, (int, float)) for x in times]
-            b["time"].append(np.array([x if ok else 0 for x, ok in zip(times, timed, strict=True)],
-                                      dtype=np.float64))
+        else:  # some records without a time (or numbers beyond 64 bits): kept as floats
+            if any(x is not None and not -_EXACT_FLOAT < x < _EXACT_FLOAT for x in times):
+                raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
+            timed = [x is not None for x in times]
+            b["time"].append(np.array([0 if x is None else x for x in times], dtype=np.float64))
             b["timed"].append(np.array(timed, dtype=bool))
-        self.count += len(recs)
 
     def finish(self, lines: int, torn: tuple[int, bytes] | None) -> _Range:
         arrays: dict[str, npt.NDArray[Any]] = {}
@@ -192,14 +209,18 @@ class _Range:
     records: int
 
 
-def read_jsonl_table(path: str | Path, workers: int | None = None) -> OpTable:
+def read_jsonl_table(path: str | Path, workers: int | None = None, warnings: list[str] | None = None) -> OpTable:
     """Read and pair a history.jsonl; raises HistoryReadError or Unusual. A large file is
-    read in byte ranges by forked worker processes (one per core; `workers` overrides)."""
+    read in byte ranges by forked worker processes (one per core; `workers` overrides). The
+    warning for a torn last line goes to `warnings` if given, else to the log."""
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise HistoryReadError(str(e)) from None
+    if not stat.S_ISREG(st.st_mode):  # (a FIFO would block the read)
+        raise HistoryReadError("not a regular file")
+    size = st.st_size
     if workers is None:
         workers = 1 if size < SERIAL_BELOW_BYTES else os.cpu_count() or 1
     ranges = _line_ranges(path, size, workers) if workers > 1 else [(0, size)]
@@ -214,7 +235,13 @@ def read_jsonl_table(path: str | Path, workers: int | None = None) -> OpTable:
             log.warning("%s: reader processes failed (%s); reading in this process", path, e)
             parts = [_read_range(path, 0, size)]
     with _gc_paused():
-        return _pair(_merge(path, parts))
+        merged, torn = _merge(path, parts)
+        table = _pair(merged)
+    if torn is not None:
+        if not len(table):
+            raise Unusual("a torn line with no operation before it")
+        warn(warnings, torn)
+    return table
 
 
 def _line_ranges(path: Path, size: int, n: int) -> list[tuple[int, int]]:
@@ -245,6 +272,10 @@ def _read_range(path: Path, start: int, end: int) -> _Range:
         with fh:
             fh.seek(start)
             pos, carry = start, b""
+            if start == 0 and fh.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+                pos = len(codecs.BOM_UTF8)  # a UTF-8 BOM before the first line: not part of it
+            else:
+                fh.seek(start)
             while True:
                 try:
                     block = fh.read(min(BLOCK, end - pos)) if pos < end else b""
@@ -267,9 +298,10 @@ def _read_range(path: Path, start: int, end: int) -> _Range:
         return cols.finish(lineno, torn)
 
 
-def _merge(path: Path, parts: list[_Range]) -> dict[str, Any]:
+def _merge(path: Path, parts: list[_Range]) -> tuple[dict[str, Any], str | None]:
     """The ranges' columns in file order, with codes of one table per field; the torn-line
-    check across ranges (only the file's last non-blank line may be torn)."""
+    check across ranges (only the file's last non-blank line may be torn), and the warning
+    to give if there is one."""
     tables = {name: _Interned() for name in _INTERNED}
     value_types: set[type] = set()
     columns: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in parts[0].arrays}
@@ -289,15 +321,16 @@ def _merge(path: Path, parts: list[_Range]) -> dict[str, Any]:
             columns[name].append(arr)
     if len(value_types & {int, float, bool}) > 1:
         raise Unusual("values mix ints, floats and booleans")
+    note = None
     if torn is not None:
         n, line = torn
         try:
-            json.loads(line.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise Unusual("not UTF-8") from None
-        except json.JSONDecodeError as e:
-            log.warning("%s:%d: ignoring truncated last line (%s)", path, n, e.msg)
-        else:  # pragma: no cover - orjson and json disagree: let the record reader judge
+            loads_line(line)
+        except BadLine as e:
+            if not e.torn:  # written wrong, not cut short: an error the record reader reports
+                raise Unusual("a corrupt last line") from None
+            note = f"{path}:{n}: ignoring truncated last line ({e.reason})"
+        else:  # json reads what orjson does not (a huge integer): let the record reader judge
             raise Unusual("orjson and json disagree on a line")
     merged: dict[str, Any] = {}
     for name, arrs in columns.items():
@@ -305,7 +338,7 @@ def _merge(path: Path, parts: list[_Range]) -> dict[str, Any]:
             arrs = [a.astype(np.float64) for a in arrs]
         merged[name] = np.concatenate(arrs)
     merged.update({f"{name}_table": tables[name] for name in _INTERNED})
-    return merged
+    return merged, note
 
 
 def _parse_block(
@@ -349,6 +382,8 @@ def _pair(cols: dict[str, Any]) -> OpTable:
     f_table: _Interned = cols["f_table"]
     values: _Interned = cols["value_table"]
     n_rec = len(proc)
+    if any(type(p) is not int and type(p) is not str for p in processes.objects):
+        raise Unusual("a process that is not an integer or a string")
     nemesis = processes.codes.get(NEMESIS, -1)
     if nemesis >= 0 and not isinstance(processes.objects[nemesis], str):
         raise Unusual("a process equal to 'nemesis' that is not the string")
