@@ -37,6 +37,7 @@ from typing import Any
 
 from checkers.safety.checker import EtcdLogChecker
 from harness.db.etcd_client import LOG_PREFIX, EtcdClient, EtcdOpClient
+from harness.db.waiting import wait_for_leader
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -334,14 +335,7 @@ class EtcdDB:
         log.info("etcd cluster up: leader %s", lead)
 
     def wait_for_leader(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if time.monotonic() > deadline:
-                raise HarnessError(f"etcd: no leader within {timeout}s")
-            time.sleep(0.2)
+        return wait_for_leader(self.leader, timeout, "etcd: no leader")
 
     def members(self) -> list[str]:
         names = {self._node_of_peer_urls(m.get("peerURLs") or []) for m in self._member_list()}

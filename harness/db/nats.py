@@ -49,6 +49,7 @@ from harness.db.nats_conf import (
     render_config,
     stream_config,
 )
+from harness.db.waiting import wait_for_leader
 from harness.protocols import Checker, HarnessError, MessageProxies, Provider, Remote, RemoteError
 from workloads import checkers_for
 
@@ -261,14 +262,7 @@ class NatsDB:
         return self.stream_leader(self._stream())
 
     def wait_for_leader(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if time.monotonic() > deadline:
-                raise HarnessError(f"nats: stream {self._stream()} has no leader within {timeout:g}s")
-            time.sleep(0.3)
+        return wait_for_leader(self.leader, timeout, f"nats: stream {self._stream()} has no leader", 0.3)
 
     def members(self) -> list[str]:
         lead = self.meta_leader()

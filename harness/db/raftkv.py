@@ -30,6 +30,7 @@ from typing import Any
 
 from checkers.safety.checker import RaftkvEventsChecker
 from harness.db.raftkv_client import RaftkvClient
+from harness.db.waiting import wait_for_leader
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -271,17 +272,13 @@ class RaftkvDB:
 
     def wait_for_leader(self, timeout: float, startup: bool = False) -> str:
         """The leader's name; at startup a node process that exits is an error at once."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if startup:
-                for node in self.nodes:
-                    if not self.is_running(node):
-                        raise HarnessError(f"raftkv: {node} exited at startup: {self._last_log_line(node)}")
-            time.sleep(0.1)
-        raise HarnessError(f"raftkv: no leader elected within {timeout:.0f}s")
+
+        def exited() -> None:
+            for node in self.nodes:
+                if not self.is_running(node):
+                    raise HarnessError(f"raftkv: {node} exited at startup: {self._last_log_line(node)}")
+
+        return wait_for_leader(self.leader, timeout, "raftkv: no leader elected", 0.1, exited if startup else None)
 
     def _last_log_line(self, node: str) -> str:
         try:
