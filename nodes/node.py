@@ -27,6 +27,7 @@ from nodes import snap
 from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
 from nodes.fdwait import FdEvent, join_within
+from nodes.fsutil import fsync_dir
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
 from nodes.peerfilter import PeerFilter
@@ -56,7 +57,7 @@ from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
 from nodes.snapwriter import SnapshotWriter
 from nodes.steadyclock import SteadyClock
 from nodes.transport import Transport
-from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot, fsync_dir
+from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from nodes.bugs import ALL_BUGS, Bugs
+from nodes.fsutil import mkdir_durable
 from nodes.protocol import READ_MODES
 
 NAME = re.compile(r"^n([1-9][0-9]*)$")
@@ -189,7 +190,7 @@ def read_token(path: Path) -> bytes:
 
 def check_data_dir(path: Path) -> None:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(path)  # a power failure must not take a new data dir away
     except OSError as e:
         raise ConfigError(f"--data-dir {path}: cannot create ({e.strerror})") from e
     if not path.is_dir():

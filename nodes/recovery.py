@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodes import snap
+from nodes.fsutil import fsync_dir
 from nodes.raft import (
     ConfChangeType,
     ConfState,
@@ -24,7 +25,7 @@ from nodes.raft import (
     SnapshotMetadata,
     codec,
 )
-from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir, list_segments
+from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, list_segments
 
 log = logging.getLogger(__name__)
 

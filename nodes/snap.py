@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodes.wal import fsync_dir
+from nodes.fsutil import fsync_dir, mkdir_durable
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def checksum(s: SnapshotFile) -> int:
 
 
 def save(snap_dir: Path, s: SnapshotFile) -> Path:
-    snap_dir.mkdir(parents=True, exist_ok=True)
+    mkdir_durable(snap_dir)  # the first snapshot makes snap/: durable before the WAL names it
     text = s.data.decode()
     body = {
         "format": FORMAT,

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from nodes.fsutil import fsync_dir, mkdir_durable
+
 log = logging.getLogger(__name__)
 
 REC_HARD_STATE = 1
@@ -127,14 +129,6 @@ def _segment_seq(p: Path) -> int:
 def list_segments(wal_dir: Path) -> list[Path]:
     segs = [p for p in wal_dir.glob("wal-*.log") if p.name[4:-4].isdigit()]
     return sorted(segs, key=_segment_seq)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -287,7 +281,8 @@ class WAL:
 
     def open(self) -> Recovered:
         """Replay every segment, truncate a torn tail, and open the last one for appends."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # wal/ itself must be durable before anything in it is: fsync its parent too
+        mkdir_durable(self.dir)
         segs = list_segments(self.dir)
         check_sequence(segs)
         replay = _Replay()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes import snap
+from nodes import fsutil, snap, wal
 from nodes.kv import KVStore
 from nodes.protocol import (
     ProtocolError,
@@ -82,6 +82,36 @@ def test_corrupt_snapshot_refuses(tmp_path: Path) -> None:
 
 def test_boot_counter(tmp_path: Path) -> None:
     assert [next_boot(tmp_path) for _ in range(3)] == [1, 2, 3]
+
+
+def test_new_directories_are_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory made by the WAL, the first snapshot or the data dir check is durable only
+    once its parent is fsynced (faultfs found both gaps: tests/faultfs/test_raftkv_power_loss.py);
+    each parent is fsynced after the mkdir, top down."""
+    synced: list[Path] = []
+    real = fsutil.fsync_dir
+
+    def record(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    for module in (fsutil, wal, snap):
+        monkeypatch.setattr(module, "fsync_dir", record)
+    data = tmp_path / "a" / "data"
+    assert fsutil.mkdir_durable(data)
+    assert synced == [tmp_path, tmp_path / "a"]
+    synced.clear()
+    assert not fsutil.mkdir_durable(data)  # nothing made, nothing synced
+    assert synced == []
+    WAL(data / "wal").open()
+    assert synced[0] == data  # wal/ is named durably before its first segment
+    assert data / "wal" in synced
+    synced.clear()
+    snap.save(data / "snap", snap.SnapshotFile(3, 1, (1,), (), kv_bytes({})))
+    assert synced == [data, data / "snap"]  # snap/ itself, then the renamed file
+    synced.clear()
+    snap.save(data / "snap", snap.SnapshotFile(4, 1, (1,), (), kv_bytes({})))
+    assert synced == [data / "snap"]
 
 
 @pytest.mark.parametrize(
