@@ -149,9 +149,10 @@ def _check_wal_exists(data_dir: Path) -> None:
         raise RecoveryError(f"{data_dir / 'snap'} has a snapshot but {wal_dir} holds no log: {LOST}")
 
 
-def recover(data_dir: Path) -> DiskState:
+def recover(data_dir: Path, check_crc: bool = True) -> DiskState:
+    """check_crc=False is the seeded bug skip-wal-crc (nodes/bugs.py)."""
     _check_wal_exists(data_dir)
-    wal = WAL(data_dir / "wal")
+    wal = WAL(data_dir / "wal", check_crc=check_crc)
     try:
         rec = wal.open()
     except WalCorrupt as e:

@@ -56,7 +56,9 @@ def checksum(s: SnapshotFile) -> int:
     return zlib.crc32(s.data, zlib.crc32(meta.encode() + b"\n"))
 
 
-def save(snap_dir: Path, s: SnapshotFile) -> Path:
+def save(snap_dir: Path, s: SnapshotFile, sync_data: bool = True) -> Path:
+    """Write s durably under its final name. sync_data=False is the seeded bug
+    snapshot-rename-before-fsync (nodes/bugs.py): renamed into place, data never fsynced."""
     mkdir_durable(snap_dir)  # the first snapshot makes snap/: durable before the WAL names it
     text = s.data.decode()
     body = {
@@ -74,7 +76,8 @@ def save(snap_dir: Path, s: SnapshotFile) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(body).encode())
-        os.fsync(fd)
+        if sync_data:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, final)

@@ -175,8 +175,9 @@ class _Replay:
         ents.append(e)
 
 
-def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
-    """Replay one segment; returns the number of torn bytes cut from its tail (last only)."""
+def _replay_segment(path: Path, replay: _Replay, last: bool, check_crc: bool = True) -> int:
+    """Replay one segment; returns the number of torn bytes cut from its tail (last only).
+    check_crc=False is the seeded bug skip-wal-crc (nodes/bugs.py)."""
     data = path.read_bytes()
     off = 0
     size = len(data)
@@ -198,7 +199,7 @@ def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
             return _torn(path, off, size, last, "record runs past end of file")
         payload = data[off + HEADER.size : end]
         head = struct.pack("<IB", length, rtype)
-        if zlib.crc32(payload, zlib.crc32(head)) != crc:
+        if check_crc and zlib.crc32(payload, zlib.crc32(head)) != crc:
             zeroed = written < end < size or _has_zero_sector(data, off, end)
             if zeroed and not _valid_record_after(data, off, written):
                 return _torn(path, off, size, last, "checksum mismatch in a zero-filled record")
@@ -268,9 +269,10 @@ def check_sequence(segs: list[Path]) -> None:
 class WAL:
     """Append-only log owned by the node loop thread (not thread-safe by design)."""
 
-    def __init__(self, wal_dir: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, wal_dir: Path, segment_bytes: int = SEGMENT_BYTES, check_crc: bool = True) -> None:
         self.dir = wal_dir
         self.segment_bytes = segment_bytes
+        self.check_crc = check_crc  # False only for the seeded bug skip-wal-crc
         self.fsyncs = 0
         self._seg_max: dict[int, int] = {}  # segment seq -> highest entry index written in it
         self._fd = -1
@@ -289,7 +291,7 @@ class WAL:
         torn = 0
         for i, p in enumerate(segs):
             replay.max_index = 0
-            torn += _replay_segment(p, replay, last=i == len(segs) - 1)
+            torn += _replay_segment(p, replay, last=i == len(segs) - 1, check_crc=self.check_crc)
             self._seg_max[_segment_seq(p)] = replay.max_index
         rec = replay.rec
         rec.torn_bytes = torn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,32 @@ def test_corrupt_snapshot_refuses(tmp_path: Path) -> None:
     p.write_text(text.replace('\\"v\\"', '\\"w\\"'))
     with pytest.raises(RecoveryError, match="checksum"):
         recover(tmp_path)
+
+
+@pytest.mark.parametrize("sync_data", [True, False])
+def test_snapshot_data_is_fsynced_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_data: bool
+) -> None:
+    """The file's data is durable before it gets its final name; sync_data=False is the
+    seeded bug snapshot-rename-before-fsync (renamed into place, data never fsynced)."""
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls.append("rename " + Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    (tmp_path / "snap").mkdir()
+    snap.save(tmp_path / "snap", snap.SnapshotFile(5, 1, (1,), (), kv_bytes({"k": 1})), sync_data=sync_data)
+    name = "snap-0000000000000005.json"
+    expected = [f"fsync {name}.tmp", f"rename {name}", "fsync snap"]
+    assert calls == (expected if sync_data else expected[1:])
 
 
 def test_boot_counter(tmp_path: Path) -> None:
