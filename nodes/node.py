@@ -212,6 +212,7 @@ class Node:
             voters=[node_name(v) for v in disk.boot_conf.voters],
             learners=[node_name(v) for v in disk.boot_conf.learners],
             snapshot_index=disk.snapshot_index,
+            last_index=self.storage.last_index(),
         )
         log.info(
             "boot %d: term=%d vote=%d commit=%d snapshot=%d last=%d",

@@ -34,6 +34,10 @@ class RecoveryError(Exception):
     """The data directory cannot be trusted (corruption before the tail, missing snapshot)."""
 
 
+class DataDirBusy(RecoveryError):
+    """Another raftkv process holds the data directory: nothing is wrong with the data."""
+
+
 @dataclass
 class DiskState:
     storage: MemoryStorage
@@ -57,8 +61,17 @@ def lock_data_dir(data_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         os.close(fd)
-        raise RecoveryError(f"{data_dir} is in use by another raftkv process") from e
+        raise DataDirBusy(f"{data_dir} is in use by another raftkv process") from e
     return fd
+
+
+def peek_boot(data_dir: Path) -> int:
+    """The number the next boot will have (for a start that is refused before it counts)."""
+    try:
+        text = (data_dir / "boot").read_text().strip()
+    except OSError:
+        return 1
+    return int(text) + 1 if text.isdigit() else 1
 
 
 def next_boot(data_dir: Path) -> int:

@@ -4,21 +4,48 @@ harness.protocols.DB.checkers). A source that cannot be read gives "unknown", sa
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from checkers.result import UNKNOWN, CheckResult
 from checkers.rundata import StoredRun
 from checkers.safety import etcd_log, nats_log
 from checkers.safety.check import NAME, check, check_run
 from checkers.safety.events import EventLogError
 
+#: The nemesis op that alters a node's disk while it is down (harness/nemesis/faults/corrupt.py).
+ALTERING_OPS = ("start-corrupt",)
+
+
+def altered_disks(history: Iterable[Mapping[str, Any]], start_time: float) -> dict[str, list[float]]:
+    """Per node, the wall-clock times at which the nemesis altered its disk: the `start-corrupt`
+    ops that succeeded (their value names the node), at the history's time + the run's
+    start_time (test.yaml)."""
+    out: dict[str, list[float]] = {}
+    for rec in history:
+        if rec.get("process") != "nemesis" or rec.get("f") not in ALTERING_OPS or rec.get("error"):
+            continue
+        value, t = rec.get("value"), rec.get("time")
+        node = value.get("node") if isinstance(value, Mapping) else None
+        if isinstance(node, str) and isinstance(t, int | float):
+            out.setdefault(node, []).append(start_time + t / 1e9)
+    return out
+
 
 class RaftkvEventsChecker:
-    """Every invariant, from `nodes/<node>/events.jsonl` as raftkv writes them."""
+    """Every invariant, from `nodes/<node>/events.jsonl` as raftkv writes them; a node whose
+    disk the nemesis corrupted is not held to what it had made durable before."""
 
     name = NAME
 
     def check(self, run: StoredRun) -> CheckResult:
+        altered: dict[str, list[float]] = {}
+        faults = (run.test.get("nemesis") or {}).get("faults") or []
+        start = run.test.get("start_time")
+        if "corrupt" in faults and isinstance(start, int | float):
+            altered = altered_disks(run.history(), float(start))
         try:
-            result = check_run(run.dir)
+            result = check_run(run.dir, altered=altered)
         except (ValueError, OSError, EventLogError) as e:
             return CheckResult(self.name, UNKNOWN, {"error": f"node events: {e}"})
         result.name = self.name
