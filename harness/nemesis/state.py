@@ -36,6 +36,10 @@ class NemesisState:
     paused: set[str] = field(default_factory=set)
     clocked: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
+    #: nodes whose disk a corrupt fault changed this run (never more than a minority)
+    corrupted: set[str] = field(default_factory=set)
+    #: nodes whose faultfs fails writes with ENOSPC now
+    disk_full: set[str] = field(default_factory=set)
     partitioned: bool = False
     #: The grudge of each active partition fault (by id); the network gets their union.
     grudges: dict[int, Mapping[str, set[str]]] = field(default_factory=dict)

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import disk
+from harness.disk.hostfs import HostDisks, HostFaultfs
 from harness.net.etcd_proxy import HttpPeerProxies
 from harness.net.linkcond import BYTE_STREAM_LOSS, LinkConditions
 from harness.net.proxy import ProxyHub
@@ -109,10 +111,10 @@ def free_ports(host: str, count: int) -> list[int]:
         return ports
 
 
-class LocalProvider:
+class LocalProvider(HostDisks):
     name = "local"
 
-    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True) -> None:
+    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True, disks: bool = False) -> None:
         self.work_dir = work_dir
         self.host = host
         self.hub: ProxyHub | None = None
@@ -127,6 +129,9 @@ class LocalProvider:
         self.clock_refusal = "clock faults are disabled for this run"
         self.supports_clock = False
         self._link_faults: dict[str, _LinkFault] = {}  # by owner, oldest first
+        self._want_disks = disks
+        #: the nodes' data dirs on faultfs (harness.disk), when a disk fault is asked for
+        self.disks: HostFaultfs | None = None
 
     # ---- hosts ----
 
@@ -155,6 +160,10 @@ class LocalProvider:
                     if src != dst:
                         self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
         self._setup_clock()
+        if self._want_disks:
+            self.disks = HostFaultfs(self.work_dir)
+            for n in self.nodes:
+                self.disks.mount(n)
         return dict(self._remotes)
 
     def _setup_clock(self) -> None:
@@ -317,6 +326,9 @@ class LocalProvider:
     # ---- teardown ----
 
     def teardown(self) -> None:
+        if self.disks is not None:
+            self.disks.teardown()
+            self.disks = None
         if self.http_peers is not None:
             self.http_peers.close()
             self.http_peers = None
@@ -341,4 +353,4 @@ def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
     if not isinstance(host, str) or not host:
         raise HarnessError(f"provider_opts.host: expected an address, got {host!r}")
     clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
-    return LocalProvider(work_dir, host=host, clock=clock)
+    return LocalProvider(work_dir, host=host, clock=clock, disks=disk.wanted(test))

@@ -21,7 +21,7 @@ from typing import Any
 
 from harness import providers
 from harness.nemesis import registry
-from harness.nemesis.faults import link
+from harness.nemesis.faults import corrupt, link
 from harness.protocols import HarnessError, ReplicaCopies
 from harness.run import config_file
 from harness.run.config_file import ConfigError, RawConfig
@@ -191,6 +191,8 @@ RAFT: Schema = {
     "read_mode": Field(_choice(READ_MODES), "linearizable"),
     "max_size_per_msg": Field(_int(1), 1 << 20),
     "drop_removed_peers": Field(_bool, True),
+    # raftkv: applied entries between automatic snapshots (nodes --snapshot-count)
+    "snapshot_count": Field(_int(1), 1000),
 }
 
 WORKLOAD_OPTS: Schema = {
@@ -225,6 +227,10 @@ NEMESIS: Schema = {
     "link_duplicate": Field(_num(0, 1), link.DEFAULTS["link_duplicate"]),
     "link_reorder": Field(_num(0, 1), link.DEFAULTS["link_reorder"]),
     "link_targets": Field(_list_of(link.TARGETS), list(link.TARGETS)),
+    # what corrupt faults change: file kinds the DB names (DataDirs.data_files; default all),
+    # and how many bytes a bitflip changes
+    "corrupt_files": Field(_list_of(None), []),
+    "corrupt_bytes": Field(_int(1), corrupt.DEFAULT_BYTES),
 }
 
 CHECKER: Schema = {

@@ -388,13 +388,14 @@ class Run:
                     self.db.collect(node, run.nodes_dir / node)
                 except Exception as e:
                     log.warning("%s: collect failed: %s", node, e)
-        # logs and events are collected; the nodes' data dirs and proxies' state are scratch
-        shutil.rmtree(run.work_dir, ignore_errors=True)
         if self.provider is not None:
             try:
                 self.provider.teardown()
             except Exception:
                 log.exception("provider teardown failed")
+        # logs and events are collected; the nodes' data dirs and proxies' state are scratch
+        # (removed after the provider's teardown, which unmounts data dirs on faultfs)
+        shutil.rmtree(run.work_dir, ignore_errors=True)
 
 
 class _Ticker:
