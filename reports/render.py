@@ -70,6 +70,29 @@ def _anomaly_marks(cx: dict[str, Any]) -> list[Mark]:
     return marks
 
 
+#: Lost writes marked on the time axes at most (the lost-writes section lists them all).
+MAX_LOST_MARKS = 50
+
+
+def _lost_writes(entry: CheckResult | None) -> list[dict[str, Any]]:
+    """The lost-writes checker's findings, when it found any: per key, the final read that
+    misses acknowledged writes, and those writes."""
+    lost = None if entry is None else entry.details.get("lost")
+    if entry is None or entry.valid is not False or not isinstance(lost, list):
+        return []
+    return [x for x in lost if isinstance(x, dict)]
+
+
+def _lost_marks(lost: list[dict[str, Any]]) -> list[Mark]:
+    """Each lost write at the moment it was acknowledged."""
+    marks: list[Mark] = []
+    for x in lost:
+        for op in x.get("lost_ops") or []:
+            if isinstance(op, dict) and isinstance(op.get("acked"), int) and len(marks) < MAX_LOST_MARKS:
+                marks.append(Mark(op["acked"], f"✗ lost write {x.get('key')}={op.get('value')} (acknowledged here)"))
+    return marks
+
+
 def _checker_notes(run: RunData, linked: set[str]) -> dict[str, str]:
     """One line per checker that is not plainly valid, saying why (`CheckResult.message`),
     unless the banner already links its evidence (`linked`: a drawn counterexample, Raft
@@ -117,6 +140,9 @@ def render_run(run_dir: Path) -> Path:
     if lin is not None and lin.valid is False and isinstance(lin_cx := lin.details.get("counterexample"), dict):
         cx = counterexample.build(lin_cx, str(lin.details.get("model") or "?"))
         marks = _anomaly_marks(lin_cx)
+    lost_entry = _checker(run, "lost-writes")
+    lost = _lost_writes(lost_entry)
+    marks += _lost_marks(lost)
     tl = timeline_data(ops, faults, concurrency if isinstance(concurrency, int) and concurrency > 0 else None, marks)
 
     start_wall = parse_start(run.test.get("start_time") or run.test.get("started_at") or run.test.get("start_wall"))
@@ -146,6 +172,8 @@ def render_run(run_dir: Path) -> Path:
         plots=_plots(ops, faults, marks),
         cx=cx,
         cx_line=counterexample.describe(cx) if cx else "",
+        lost=lost,
+        lost_line=(lost_entry.message() or "") if lost_entry is not None else "",
         raft=raft_tl,
         faults_aligned=bool(faults_wall),
         checker_json=_checker_json(run),

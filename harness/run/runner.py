@@ -37,6 +37,8 @@ from workloads import get as get_workload
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
+#: Keys the final reads look at, at most (the newest written; a soak writes many thousands).
+FINAL_READ_KEYS = 1000
 
 
 @dataclass
@@ -329,18 +331,21 @@ class Run:
         return {"valid": False, "leader": leader, "elapsed_s": round(time.monotonic() - start, 3), "message": msg}
 
     def _final_reads(self, history: HistoryWriter) -> None:
-        """Read each active key once through every node, as fresh processes."""
+        """Read every key that was written (up to FINAL_READ_KEYS, the newest) and the active
+        ones once through every node, as fresh processes, marked `final` in the history (the
+        lost-writes checker judges them)."""
         assert self.db is not None
         assert self._gen is not None
-        keys = self._gen.stream.active_keys()
-        keyed = self._gen.stream.keyed
+        stream = self._gen.stream
+        keys = list(dict.fromkeys([*stream.written_keys(FINAL_READ_KEYS), *stream.active_keys()]))
+        keyed = stream.keyed
         process = 1_000_000
         for node in self.test["nodes"]:
             client = self.db.client(self.test)
             try:
                 client.open(node)
                 for key in keys:
-                    op: dict[str, Any] = {"f": "read", "value": None}
+                    op: dict[str, Any] = {"f": "read", "value": None, "final": True}
                     if keyed:
                         op["key"] = key
                     history.append({"process": process, "type": "invoke", **op, "node": node})
