@@ -165,6 +165,8 @@ class Run:
         self.db: DB | None = None
         self.nemesis: Nemesis | None = None
         self._gen: ClientGenerator | None = None
+        self._saved: dict[str, Any] = {}
+        self._test_yaml: Path | None = None
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         test = self.test
@@ -178,6 +180,7 @@ class Run:
         if self.replay_of is not None:
             saved["replay_of"] = str(self.replay_of)
         (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+        self._saved, self._test_yaml = saved, run.path / "test.yaml"
         self.progress.history = history
         failure: str | None = None
         cluster_up = False
@@ -237,6 +240,7 @@ class Run:
         write_schedule(events, history.path.parent / SCHEDULE_FILE)
         t0 = time.monotonic()
         history.start_ns = int(t0 * 1e9)  # history times count from the start of the load
+        self._record_start_time(t0)
         self.progress.started = t0
         self.progress.phase = "running"
         gen.run_until(t0 + limit)
@@ -269,6 +273,16 @@ class Run:
         stuck = [w.name for w in workers if w.is_alive()]
         if stuck:
             log.warning("workers still in a call at the end of the phase: %s", stuck)
+
+    def _record_start_time(self, t0: float) -> None:
+        """test.yaml's start_time is the wall-clock time of the history's t=0: once the load
+        starts, that is t0 (node events, wall-clock, line up with ops through it)."""
+        if self._test_yaml is None:
+            return
+        self._saved["start_time"] = round(time.time() - (time.monotonic() - t0), 6)
+        tmp = self._test_yaml.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(self._saved, sort_keys=False))
+        tmp.replace(self._test_yaml)
 
     def _finish(self, history: HistoryWriter) -> None:
         """Heal, check recovery, final reads; best effort after an interruption."""
