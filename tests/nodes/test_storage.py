@@ -167,6 +167,11 @@ def test_protocol_round_trip_and_errors() -> None:
                 b'{"op":"put","key":"k","value":[1]}', b'{"op":"get","key":"k","read":"x"}'):
         with pytest.raises(ProtocolError):
             parse_request(bad)
+    # a committed entry changed on disk (a flipped bit that got past the WAL's checksum) is
+    # refused like any non-command, never a crash of the state machine
+    for bad in (b'{"rid":"r","op":"put","cey":"k","value":1}', b'{"rid":"r","op":"put","key":["k"]}'):
+        with pytest.raises(ProtocolError, match="no string key"):
+            decode_command(bad)
     assert Reply("fail", 2, "cas-mismatch", "n2", 7).to_line() == (
         b'{"status":"fail","value":2,"error":"cas-mismatch","leader":"n2","id":7}\n'
     )
