@@ -4,7 +4,8 @@ system (local: plain processes; netns: namespaces whose mounts come from the hos
 Each node's mount is `<node dir>/disk` over the backing directory `<node dir>/disk.backing`,
 served by a `python -m faultfs mount` daemon started by the controller in the host's mount
 namespace (never under `ip netns exec`: a mount made there is invisible to the next exec;
-docs/faultfs.md), with its control socket, log and pid file beside them. The pid file lets a
+docs/faultfs.md), with its log and pid file beside them and its control socket in a private
+temporary directory (unix socket paths are short). The pid file lets a
 later run reap a dead controller's faultfs (harness.run.leftovers); if faultfs dies, even by
 SIGKILL, fusermount3 takes its mount down.
 """
@@ -18,6 +19,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,10 +84,15 @@ class HostFaultfs:
         self.work_dir = Path(work_dir)
         self.remote = LocalRemote("faultfs")  # the host's own mount namespace
         self.mounts: dict[str, Path] = {}
+        # control sockets in a short private dir: a unix socket path has at most 107 bytes,
+        # and run folders nest deep
+        self._sockets: Path | None = None
 
     def _paths(self, node: str) -> dict[str, Path]:
         d = self.work_dir / node
-        return {"mnt": d / "disk", "backing": d / "disk.backing", "control": d / "faultfs.sock",
+        if self._sockets is None:
+            self._sockets = Path(tempfile.mkdtemp(prefix="fl-faultfs-"))
+        return {"mnt": d / "disk", "backing": d / "disk.backing", "control": self._sockets / f"{node}.sock",
                 "log": d / "faultfs.log", "pid": d / "faultfs.pid"}
 
     def mount(self, node: str) -> Path:
@@ -170,6 +177,8 @@ class HostFaultfs:
                 log.warning("%s: unmounting faultfs at %s: %s", node, mnt, e)
         self.mounts.clear()
         self.remote.close()
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
 
 
 def _last_line(path: Path) -> str:
