@@ -4,12 +4,13 @@
                             [--log FILE] [--debug]
     python -m faultfs ctl SOCKET COMMAND [ARG] [--wait SECONDS]
     python -m faultfs umount MOUNTPOINT
+    python -m faultfs alter FILE [--flip OFFSET:MASK]... [--truncate LENGTH]
 
 `mount` serves in the foreground until unmounted or signalled (SIGTERM, SIGINT: exit 0); the mount
 is ready once the control socket answers (`ctl SOCKET status --wait 10`). If the process
 dies, even by SIGKILL, fusermount3 (auto_unmount) takes the mount down. `umount` detaches a
-mount (also one whose faultfs hangs) and is a no-op for a path that is not mounted. Errors are one line on
-stderr, exit status 1.
+mount (also one whose faultfs hangs) and is a no-op for a path that is not mounted. `alter` changes a file durably (bit flips or a cut, then fsync; faultfs.alter) and prints
+what changed as JSON. Errors are one line on stderr, exit status 1.
 """
 
 from __future__ import annotations
@@ -146,6 +147,17 @@ def cmd_umount(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alter(args: argparse.Namespace) -> int:
+    from faultfs.alter import AlterError, alter_file, parse_flip
+
+    try:
+        flips = [parse_flip(f) for f in args.flip]
+        print(json.dumps(alter_file(Path(args.file), flips, args.truncate)))
+    except (AlterError, OSError) as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m faultfs",
                                 description="Mount a faultfs over a backing directory, drive it, unmount it.")
@@ -169,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("umount", help="detach a mount (lazily); no-op if not mounted")
     u.add_argument("mountpoint")
     u.set_defaults(func=cmd_umount)
+    a = sub.add_parser("alter", help="flip bits in or cut a file, durably (fsync); prints what changed")
+    a.add_argument("file")
+    a.add_argument("--flip", action="append", default=[], metavar="OFFSET:MASK",
+                   help="XOR MASK into the byte at OFFSET (repeatable)")
+    a.add_argument("--truncate", type=int, metavar="LENGTH", help="cut the file to LENGTH bytes")
+    a.set_defaults(func=cmd_alter)
     return p
 
 

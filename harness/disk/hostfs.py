@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from faultfs.alter import AlterError, alter_file
 from faultfs.control import ControlError, request
 from harness.protocols import HarnessError
 from harness.remotes.local import LocalRemote
@@ -48,33 +49,6 @@ def refusal() -> str | None:
     if ctypes.util.find_library("fuse3") is None:
         return "disk faults need libfuse 3 (Debian package fuse3)"
     return None
-
-
-def alter_file(path: Path, flips: Sequence[tuple[int, int]] = (), truncate: int | None = None) -> dict[str, Any]:
-    """XOR each (offset, mask) into path's bytes, or cut it to `truncate` bytes; fsync it.
-    What changed, for the history (see DataDirFaults.disk_alter)."""
-    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
-    try:
-        size = os.fstat(fd).st_size
-        out: dict[str, Any] = {"size": size}
-        if truncate is not None:
-            if not 0 <= truncate <= size:
-                raise HarnessError(f"{path}: cannot truncate {size} bytes to {truncate}")
-            os.ftruncate(fd, truncate)
-            out.update(truncated_to=truncate, bytes_removed=size - truncate)
-        changes = []
-        for offset, mask in flips:
-            if not 0 <= offset < size or not 0 < mask < 256:
-                raise HarnessError(f"{path}: no byte {offset} to flip with mask {mask:#x} (size {size})")
-            before = os.pread(fd, 1, offset)[0]
-            os.pwrite(fd, bytes([before ^ mask]), offset)
-            changes.append({"offset": offset, "before": f"{before:02x}", "after": f"{before ^ mask:02x}"})
-        if flips:
-            out["changes"] = changes
-        os.fsync(fd)  # durable, as a change on a real disk: a later power loss keeps it
-    finally:
-        os.close(fd)
-    return out
 
 
 class HostFaultfs:
@@ -157,6 +131,8 @@ class HostFaultfs:
               truncate: int | None = None) -> dict[str, Any]:
         try:
             return alter_file(self._on_mount(node, path), flips, truncate)
+        except AlterError as e:
+            raise HarnessError(f"{node}: {e}") from None
         except OSError as e:
             raise HarnessError(f"{node}: altering {path}: {e.strerror or e}") from None
 

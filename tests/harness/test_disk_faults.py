@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from checkers.safety.checker import altered_disks
+from faultfs.alter import AlterError, alter_file
 from harness.disk import hostfs
 from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
-from harness.protocols import DataDirFaults, DataDirs, HarnessError
+from harness.protocols import DataDirFaults, DataDirs
 from harness.run.config import ConfigError, validate
 from harness.run.history import HistoryWriter, read_history
 
@@ -58,7 +59,7 @@ class FakeDisks:
 
     def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
                    truncate: int | None = None) -> dict[str, Any]:
-        return hostfs.alter_file(Path(path), flips, truncate)
+        return alter_file(Path(path), flips, truncate)
 
 
 class FakeDB:
@@ -220,13 +221,30 @@ def test_disk_full_clears_and_starts_a_node_that_crashed(cluster: Any) -> None:
 def test_alter_file_flips_and_cuts(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_bytes(b"\x00\x01\x02\x03")
-    out = hostfs.alter_file(f, flips=[(1, 0x80), (3, 0x01)])
+    out = alter_file(f, flips=[(1, 0x80), (3, 0x01)])
     assert f.read_bytes() == b"\x00\x81\x02\x02"
     assert out == {"size": 4, "changes": [{"offset": 1, "before": "01", "after": "81"},
                                           {"offset": 3, "before": "03", "after": "02"}]}
-    assert hostfs.alter_file(f, truncate=1) == {"size": 4, "truncated_to": 1, "bytes_removed": 3}
-    with pytest.raises(HarnessError, match="no byte 5 to flip"):
-        hostfs.alter_file(f, flips=[(5, 1)])
+    assert alter_file(f, truncate=1) == {"size": 4, "truncated_to": 1, "bytes_removed": 3}
+    with pytest.raises(AlterError, match="no byte 5 to flip"):
+        alter_file(f, flips=[(5, 1)])
+    assert f.read_bytes() == b"\x00"  # a refused change changes nothing
+
+
+def test_alter_from_the_command_line(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    p = subprocess.run([sys.executable, "-m", "faultfs", "alter", str(f), "--flip", "0:0x20"],
+                       capture_output=True, text=True, cwd=hostfs.REPO, timeout=30)
+    assert p.returncode == 0 and json.loads(p.stdout)["changes"][0]["after"] == "41"
+    assert f.read_bytes() == b"Abc"
+    p = subprocess.run([sys.executable, "-m", "faultfs", "alter", str(f), "--flip", "x"],
+                       capture_output=True, text=True, cwd=hostfs.REPO, timeout=30)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "expected OFFSET:MASK" in p.stderr
 
 
 def test_the_safety_checker_places_corruptions_on_the_wall_clock() -> None:
