@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from faultfs.cli import mounted
-from tests.support.env import procs_naming
+from tests.support.env import procs_naming, require_binary
 from tests.support.faultfs_mount import require_fuse
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +36,14 @@ def _config(tmp_path: Path, store: Path, provider: str = "local") -> Path:
     return path
 
 
-def test_power_losses_and_a_corrupted_minority_stay_valid(store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", ["local", "netns"])
+def test_power_losses_and_a_corrupted_minority_stay_valid(store: Path, tmp_path: Path, provider: str) -> None:
+    """On netns the mounts are made in the host's mount namespace and reach the nodes in
+    theirs: the corrupt fault, listing the mount, finds the WAL the node wrote there."""
     require_fuse()
-    p = subprocess.run([sys.executable, "-m", "harness", "run", str(_config(tmp_path, store)), "--seed", "3"],
+    if provider == "netns":
+        require_binary("ip", "iptables")
+    p = subprocess.run([sys.executable, "-m", "harness", "run", str(_config(tmp_path, store, provider)), "--seed", "3"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=240)
     run_dir = (store / "latest").resolve()
     assert p.returncode == 0, p.stdout + p.stderr[-3000:]
