@@ -45,6 +45,22 @@ def alter_file(path: Path, flips: Sequence[tuple[int, int]] = (), truncate: int 
     return out
 
 
+def data_end(path: Path, chunk: int = 1 << 20) -> int:
+    """The file's length without its zero-filled tail (preallocated space, as etcd's 64 MB WAL
+    segments have): where the last non-zero byte ends, 0 for a file of zeros."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - chunk)
+            f.seek(start)
+            block = f.read(end - start)
+            kept = len(block.rstrip(b"\0"))
+            if kept:
+                return start + kept
+            end = start
+    return 0
+
+
 def parse_flip(text: str) -> tuple[int, int]:
     """`OFFSET:MASK` (decimal offset, mask in decimal or 0x hex)."""
     try:

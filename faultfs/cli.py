@@ -4,7 +4,7 @@
                             [--log FILE] [--debug]
     python -m faultfs ctl SOCKET COMMAND [ARG] [--wait SECONDS]
     python -m faultfs umount MOUNTPOINT
-    python -m faultfs alter FILE [--flip OFFSET:MASK]... [--truncate LENGTH]
+    python -m faultfs alter FILE [--flip OFFSET:MASK]... [--truncate LENGTH] | --data-end
 
 `mount` serves in the foreground until unmounted or signalled (SIGTERM, SIGINT: exit 0); the mount
 is ready once the control socket answers (`ctl SOCKET status --wait 10`). If the process
@@ -148,9 +148,12 @@ def cmd_umount(args: argparse.Namespace) -> int:
 
 
 def cmd_alter(args: argparse.Namespace) -> int:
-    from faultfs.alter import AlterError, alter_file, parse_flip
+    from faultfs.alter import AlterError, alter_file, data_end, parse_flip
 
     try:
+        if args.data_end:
+            print(json.dumps({"size": Path(args.file).stat().st_size, "data_end": data_end(Path(args.file))}))
+            return 0
         flips = [parse_flip(f) for f in args.flip]
         print(json.dumps(alter_file(Path(args.file), flips, args.truncate)))
     except (AlterError, OSError) as e:
@@ -186,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--flip", action="append", default=[], metavar="OFFSET:MASK",
                    help="XOR MASK into the byte at OFFSET (repeatable)")
     a.add_argument("--truncate", type=int, metavar="LENGTH", help="cut the file to LENGTH bytes")
+    a.add_argument("--data-end", action="store_true",
+                   help="change nothing: print the size and where the data ends before a zero-filled tail")
     a.set_defaults(func=cmd_alter)
     return p
 

@@ -250,6 +250,10 @@ class DataDirFaults(Protocol):
         `under`, size), sorted; [] if `under` does not exist."""
         ...
 
+    def disk_data_end(self, node: str, path: str) -> int:
+        """Where file `path`'s data ends before a zero-filled tail (preallocated space)."""
+        ...
+
     def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
                    truncate: int | None = None) -> dict[str, Any]:
         """Change file `path` (on the mount) and fsync it, so that the change is durable like

@@ -26,6 +26,11 @@ def wanted(test: Mapping[str, Any]) -> bool:
     return any(DataDirFaults in registry.get(f).provider_needs for f in faults if f in registry.names())
 
 
+def metadata(test: Mapping[str, Any]) -> str:
+    """faultfs's `--metadata` for this test: `posix` or `durable` (nemesis.disk_metadata)."""
+    return str((test.get("nemesis") or {}).get("disk_metadata") or "posix")
+
+
 def data_root(provider: Provider, node: str) -> str | None:
     """The directory on `node`'s host under which a DB must keep its durable data in this
     run (the node's faultfs mount), or None when the provider mounts none: then the DB

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faultfs.alter import AlterError, alter_file
+from faultfs.alter import AlterError, alter_file, data_end
 from faultfs.control import ControlError, request
 from harness.protocols import HarnessError
 from harness.remotes.local import LocalRemote
@@ -54,8 +54,9 @@ def refusal() -> str | None:
 class HostFaultfs:
     """The faultfs mounts of one run on this host."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, metadata: str = "posix") -> None:
         self.work_dir = Path(work_dir)
+        self.metadata = metadata
         self.remote = LocalRemote("faultfs")  # the host's own mount namespace
         self.mounts: dict[str, Path] = {}
         # control sockets in a short private dir: a unix socket path has at most 107 bytes,
@@ -77,7 +78,7 @@ class HostFaultfs:
         p["mnt"].mkdir(parents=True, exist_ok=True)
         p["backing"].mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "faultfs", "mount", str(p["mnt"]), "--backing", str(p["backing"]),
-                "--control", str(p["control"])]
+                "--control", str(p["control"]), "--metadata", self.metadata]
         env = {"PYTHONPATH": ":".join(x for x in (str(REPO), os.environ.get("PYTHONPATH")) if x)}
         pid = self.remote.start_daemon(argv, pidfile=str(p["pid"]), logfile=str(p["log"]), env=env, cwd=str(REPO))
         self.mounts[node] = p["mnt"]
@@ -126,6 +127,12 @@ class HostFaultfs:
                 if full.is_file() and not full.is_symlink():
                     out.append((str(full.relative_to(top)), st.st_size))
         return sorted(out)
+
+    def data_end(self, node: str, path: str) -> int:
+        try:
+            return data_end(self._on_mount(node, path))
+        except OSError as e:
+            raise HarnessError(f"{node}: reading {path}: {e.strerror or e}") from None
 
     def alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
               truncate: int | None = None) -> dict[str, Any]:
@@ -187,6 +194,9 @@ class HostDisks:
 
     def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
         return self._disks().files(node, under)
+
+    def disk_data_end(self, node: str, path: str) -> int:
+        return self._disks().data_end(node, path)
 
     def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
                    truncate: int | None = None) -> dict[str, Any]:

@@ -60,8 +60,9 @@ def code_archive() -> bytes:
 class RemoteFaultfs:
     """The faultfs mounts of one run, one per host."""
 
-    def __init__(self, base: str, python: str) -> None:
+    def __init__(self, base: str, python: str, metadata: str = "posix") -> None:
         self.base = base.rstrip("/")
+        self.metadata = metadata
         self.python = python
         self.remotes: dict[str, Remote] = {}
         self._dirs: dict[str, str] = {}  # each node's private directory for the run
@@ -90,7 +91,8 @@ class RemoteFaultfs:
             local.write_bytes(self._archive)
             remote.upload(local, f"{p['dir']}/faultfs.tar.gz")
         remote.run(["tar", "-xzf", f"{p['dir']}/faultfs.tar.gz", "-C", p["code"]], sudo=True)
-        argv = [self.python, "-m", "faultfs", "mount", p["mnt"], "--backing", p["backing"], "--control", p["control"]]
+        argv = [self.python, "-m", "faultfs", "mount", p["mnt"], "--backing", p["backing"], "--control", p["control"],
+                "--metadata", self.metadata]
         remote.start_daemon(argv, pidfile=p["pid"], logfile=p["log"], env=self._env(node), cwd=p["code"])
         self.remotes[node] = remote
         self.control(node, "status", wait=MOUNT_TIMEOUT)
@@ -131,6 +133,13 @@ class RemoteFaultfs:
             if size.isdigit() and rel:
                 out.append((rel, int(size)))
         return sorted(out)
+
+    def data_end(self, node: str, path: str) -> int:
+        res = self._remote(node).run([self.python, "-m", "faultfs", "alter", path, "--data-end"], sudo=True,
+                                     check=False, env=self._env(node))
+        if res.exit_code != 0:
+            raise HarnessError(f"{node}: {(res.stderr.strip().splitlines() or ['reading failed'])[-1]}")
+        return int(json.loads(res.stdout)["data_end"])
 
     def alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
               truncate: int | None = None) -> dict[str, Any]:

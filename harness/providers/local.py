@@ -114,7 +114,8 @@ def free_ports(host: str, count: int) -> list[int]:
 class LocalProvider(HostDisks):
     name = "local"
 
-    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True, disks: bool = False) -> None:
+    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True, disks: bool = False,
+                 disk_metadata: str = "posix") -> None:
         self.work_dir = work_dir
         self.host = host
         self.hub: ProxyHub | None = None
@@ -130,6 +131,7 @@ class LocalProvider(HostDisks):
         self.supports_clock = False
         self._link_faults: dict[str, _LinkFault] = {}  # by owner, oldest first
         self._want_disks = disks
+        self._disk_metadata = disk_metadata
         #: the nodes' data dirs on faultfs (harness.disk), when a disk fault is asked for
         self.disks: HostFaultfs | None = None
 
@@ -161,7 +163,7 @@ class LocalProvider(HostDisks):
                         self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
         self._setup_clock()
         if self._want_disks:
-            self.disks = HostFaultfs(self.work_dir)
+            self.disks = HostFaultfs(self.work_dir, self._disk_metadata)
             for n in self.nodes:
                 self.disks.mount(n)
         return dict(self._remotes)
@@ -353,4 +355,5 @@ def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
     if not isinstance(host, str) or not host:
         raise HarnessError(f"provider_opts.host: expected an address, got {host!r}")
     clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
-    return LocalProvider(work_dir, host=host, clock=clock, disks=disk.wanted(test))
+    return LocalProvider(work_dir, host=host, clock=clock, disks=disk.wanted(test),
+                         disk_metadata=disk.metadata(test))

@@ -153,7 +153,8 @@ def _free_subnet() -> int:
 class NetnsProvider(HostDisks):
     name = "netns"
 
-    def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False, disks: bool = False) -> None:
+    def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False, disks: bool = False,
+                 disk_metadata: str = "posix") -> None:
         self.work_dir = Path(work_dir)
         self.run_id = run_id or secrets.token_hex(3)
         # The libfaketime probe costs up to a few seconds: clocks are only set up when asked.
@@ -173,6 +174,7 @@ class NetnsProvider(HostDisks):
         #: Link-fault rules by owner: (src, dst, rule spec in dst's LINK_CHAIN).
         self._link_rules: dict[str, list[tuple[str, str, list[str]]]] = {}
         self._want_disks = disks
+        self._disk_metadata = disk_metadata
         #: the nodes' data dirs on faultfs, mounted in the host's mount namespace (a mount made
         #: under `ip netns exec` is invisible to the next exec; a host mount propagates)
         self.disks: HostFaultfs | None = None
@@ -213,7 +215,7 @@ class NetnsProvider(HostDisks):
                 for i, node in enumerate(self.nodes, start=1):
                     self._create_node(i, node)
                 if self._want_disks:
-                    self.disks = HostFaultfs(self.work_dir)
+                    self.disks = HostFaultfs(self.work_dir, self._disk_metadata)
                     for node in self.nodes:
                         self.disks.mount(node)
             except BaseException:
@@ -406,4 +408,4 @@ def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
     if unknown:
         raise HarnessError(f"provider_opts.{unknown[0]}: unknown netns option (the netns provider has none)")
     faults = (test.get("nemesis") or {}).get("faults") or []
-    return NetnsProvider(work_dir, clock="clock" in faults, disks=disk.wanted(test))
+    return NetnsProvider(work_dir, clock="clock" in faults, disks=disk.wanted(test), disk_metadata=disk.metadata(test))

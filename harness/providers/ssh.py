@@ -122,7 +122,7 @@ class SSHProvider:
     name = "ssh"
 
     def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None,
-                 disks: bool = False) -> None:
+                 disks: bool = False, disk_metadata: str = "posix") -> None:
         check_opts(opts)
         if nodes is not None:  # known at validation: every node must have a host
             host_configs(opts, nodes)
@@ -142,6 +142,7 @@ class SSHProvider:
         self.clock_refusal = "libfaketime (Debian package libfaketime) is missing on some hosts"
         #: the nodes' data dirs on faultfs (harness.disk), when a disk fault is asked for
         self.want_disks = disks
+        self.disk_metadata = disk_metadata
         self.disks: RemoteFaultfs | None = None
 
     # -- parallel helpers ---------------------------------------------------------------
@@ -175,7 +176,7 @@ class SSHProvider:
             self.on_all(lambda _n, r: r.connect())
             self.on_all(self._prepare_host)
             if self.want_disks:
-                disks = self.disks = RemoteFaultfs(self.base, str(self.opts.get("python", "python3")))
+                disks = self.disks = RemoteFaultfs(self.base, str(self.opts.get("python", "python3")), self.disk_metadata)
                 self.on_all(disks.mount)
         except BaseException:
             self.teardown()
@@ -292,6 +293,9 @@ class SSHProvider:
     def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
         return self._disks().files(node, under)
 
+    def disk_data_end(self, node: str, path: str) -> int:
+        return self._disks().data_end(node, path)
+
     def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
                    truncate: int | None = None) -> dict[str, Any]:
         return self._disks().alter(node, path, flips, truncate)
@@ -300,4 +304,5 @@ class SSHProvider:
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
     faults = (test.get("nemesis") or {}).get("faults") or []
     return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"),
-                       disks=disk.wanted(test))
+                       disks=disk.wanted(test),
+                       disk_metadata=disk.metadata(test))

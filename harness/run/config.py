@@ -231,6 +231,10 @@ NEMESIS: Schema = {
     # and how many bytes a bitflip changes
     "corrupt_files": Field(_list_of(None), []),
     "corrupt_bytes": Field(_int(1), corrupt.DEFAULT_BYTES),
+    # faultfs's durability model for names (docs/faultfs.md): posix (a create, rename, mkdir
+    # is durable at its directory's fsync) or durable (at once, only file data is volatile:
+    # LazyFS's model, as in Jepsen's tests)
+    "disk_metadata": Field(_choice(("posix", "durable")), "posix"),
 }
 
 CHECKER: Schema = {

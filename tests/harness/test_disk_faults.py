@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from checkers.safety.checker import altered_disks
-from faultfs.alter import AlterError, alter_file
+from faultfs.alter import AlterError, alter_file, data_end
 from harness.disk import hostfs
 from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
@@ -56,6 +56,9 @@ class FakeDisks:
     def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
         top = Path(under)
         return sorted((str(p.relative_to(top)), p.stat().st_size) for p in top.rglob("*") if p.is_file())
+
+    def disk_data_end(self, node: str, path: str) -> int:
+        return data_end(Path(path))
 
     def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
                    truncate: int | None = None) -> dict[str, Any]:
@@ -229,6 +232,10 @@ def test_alter_file_flips_and_cuts(tmp_path: Path) -> None:
     with pytest.raises(AlterError, match="no byte 5 to flip"):
         alter_file(f, flips=[(5, 1)])
     assert f.read_bytes() == b"\x00"  # a refused change changes nothing
+    f.write_bytes(b"ab\x00c" + bytes(3 << 20))
+    assert data_end(f, chunk=4096) == 4 and data_end(tmp_path / "f") == 4
+    f.write_bytes(bytes(10))
+    assert data_end(f) == 0
 
 
 def test_alter_from_the_command_line(tmp_path: Path) -> None:
@@ -245,6 +252,20 @@ def test_alter_from_the_command_line(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "faultfs", "alter", str(f), "--flip", "x"],
                        capture_output=True, text=True, cwd=hostfs.REPO, timeout=30)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "expected OFFSET:MASK" in p.stderr
+
+
+def test_corruption_stays_within_the_data_of_a_preallocated_file(cluster: Any) -> None:
+    nem, db, disks, hist = cluster
+    for n in NODES:  # 100 bytes written, then preallocated zeros
+        (Path(db.data_dir(n)) / "wal" / "wal-0000000000000001.log").write_bytes(b"\x01" * 100 + bytes(5000))
+    for seed in range(20):
+        nem.stop(nem.start(ev("corrupt", "bitflip", seed)))
+        nem.stop(nem.start(ev("corrupt", "truncate", seed)))
+    hist.close()
+    values = [o["value"] for o in read_history(hist.path) if o["f"] == "start-corrupt" and "error" not in o]
+    assert len(values) >= 5 and all(v["data_end"] <= 100 for v in values)
+    assert all(c["offset"] < 100 for v in values for c in v.get("changes", []))
+    assert all(v["truncated_to"] < 100 for v in values if v["kind"] == "truncate")
 
 
 def test_the_safety_checker_places_corruptions_on_the_wall_clock() -> None:

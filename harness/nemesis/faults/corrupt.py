@@ -4,8 +4,10 @@ stop. Only ever a minority of the nodes: once (n-1)/2 nodes have had their disk 
 run, later faults hit those again, so a majority keeps its data as the system wrote it.
 
 Kinds (nemesis.corruptions): `bitflip` XORs one random bit into each of
-nemesis.corrupt_bytes distinct random bytes of the file; `truncate` cuts the file at a random
-length below its size. The change is written through the node's faultfs mount and fsynced:
+nemesis.corrupt_bytes distinct random bytes of the file's data; `truncate` cuts the file at a
+random length within its data. The data is the file without a zero-filled tail: a
+preallocated file (etcd's 64 MB WAL segments) is mostly zeros, where a flip or a cut would
+only ever hit space nothing was written to yet. The change is written through the node's faultfs mount and fsynced:
 durable, like a change on a real disk. The history records the file (relative to the data
 dir), its size, and each byte's offset, before and after (or the length it was cut to).
 """
@@ -77,17 +79,21 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
     st.killed.add(node)
     db.kill(node)
     data = db.data_dir(node).rstrip("/")
-    kind, rel, size = choose_file(provider.disk_files(node, data), file_kinds(st, db), rng)
+    kind, rel, _size = choose_file(provider.disk_files(node, data), file_kinds(st, db), rng)
     path = f"{data}/{rel}"
+    end = provider.disk_data_end(node, path)
+    if end == 0:
+        raise HarnessError(f"{rel} holds only zeros: nothing written to corrupt")
     if active.kind == "bitflip":
         count = int(st.opts.get("corrupt_bytes") or DEFAULT_BYTES)
-        done = provider.disk_alter(node, path, flips=flips(size, count, rng))
+        done = provider.disk_alter(node, path, flips=flips(end, count, rng))
     elif active.kind == "truncate":
-        done = provider.disk_alter(node, path, truncate=rng.randrange(size))
+        done = provider.disk_alter(node, path, truncate=rng.randrange(end))
     else:
         raise HarnessError(f"nemesis: unknown corruption {active.kind!r}")
     st.corrupted.add(node)
-    return {"kind": active.kind, "node": node, "nodes": [node], "file": rel, "file_kind": kind, **done}
+    return {"kind": active.kind, "node": node, "nodes": [node], "file": rel, "file_kind": kind,
+            "data_end": end, **done}
 
 
 def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
