@@ -32,6 +32,15 @@ def altered_disks(history: Iterable[Mapping[str, Any]], start_time: float) -> di
     return out
 
 
+def altered_in(run: StoredRun) -> dict[str, list[float]]:
+    """altered_disks of a stored run whose faults include corrupt (else nothing to read)."""
+    faults = (run.test.get("nemesis") or {}).get("faults") or []
+    start = run.test.get("start_time")
+    if "corrupt" not in faults or not isinstance(start, int | float):
+        return {}
+    return altered_disks(run.history(), float(start))
+
+
 class RaftkvEventsChecker:
     """Every invariant, from `nodes/<node>/events.jsonl` as raftkv writes them; a node whose
     disk the nemesis corrupted is not held to what it had made durable before."""
@@ -39,13 +48,8 @@ class RaftkvEventsChecker:
     name = NAME
 
     def check(self, run: StoredRun) -> CheckResult:
-        altered: dict[str, list[float]] = {}
-        faults = (run.test.get("nemesis") or {}).get("faults") or []
-        start = run.test.get("start_time")
-        if "corrupt" in faults and isinstance(start, int | float):
-            altered = altered_disks(run.history(), float(start))
         try:
-            result = check_run(run.dir, altered=altered)
+            result = check_run(run.dir, altered=altered_in(run))
         except (ValueError, OSError, EventLogError) as e:
             return CheckResult(self.name, UNKNOWN, {"error": f"node events: {e}"})
         result.name = self.name
@@ -55,7 +59,8 @@ class RaftkvEventsChecker:
 class EtcdLogChecker:
     """Election safety and term monotonicity from etcd 3.4's raft log lines
     (`nodes/<node>/etcd.log`): role and boot lines only (see checkers.safety.etcd_log for what
-    the logs cannot show)."""
+    the logs cannot show); a member whose disk the nemesis corrupted is not held to what it
+    had made durable before."""
 
     name = NAME
 
@@ -64,7 +69,7 @@ class EtcdLogChecker:
         if not logs:
             return CheckResult(self.name, UNKNOWN, {"error": f"{run.nodes_dir}: no */etcd.log collected"})
         try:
-            result = check(etcd_log.read_etcd_logs(logs))
+            result = check(etcd_log.read_etcd_logs(logs), altered_in(run))
         except etcd_log.EtcdLogError as e:
             return CheckResult(self.name, UNKNOWN, {"error": str(e)})
         result.name = self.name

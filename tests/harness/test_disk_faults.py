@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from checkers.safety.checker import altered_disks
+from checkers.rundata import StoredRun
+from checkers.safety.checker import altered_disks, altered_in
 from faultfs.alter import AlterError, alter_file, data_end
 from harness.disk import hostfs
 from harness.nemesis.core import Nemesis
@@ -278,6 +279,9 @@ def test_the_safety_checker_places_corruptions_on_the_wall_clock() -> None:
          "value": {"kind": "one", "nodes": ["n1"]}},
     ]
     assert altered_disks(history, 100.0) == {"n2": [102.0]}
+    run = StoredRun.of_records(history, Path("."), {"nemesis": {"faults": ["corrupt"]}, "start_time": 100.0})
+    assert altered_in(run) == {"n2": [102.0]}
+    assert altered_in(StoredRun.of_records(history, Path("."), {"nemesis": {"faults": ["kill"]}})) == {}
 
 
 # ---- refusals when the config is validated ------------------------------------------------
