@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.result import UNKNOWN, CheckResult, Verdict
-from checkers.rundata import StoredRun
+from checkers.rundata import StoredRun, pair_ops
 
 NAME = "lost-writes"
 #: Keys reported in full; past it they are counted.
@@ -50,54 +50,30 @@ def _hashable(x: Any) -> Any:
     return tuple(_hashable(v) for v in x) if isinstance(x, list) else x
 
 
-def _pair(records: Iterable[Mapping[str, Any]]) -> Iterable[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
-    """(invocation, completion or None) of every client op, Jepsen's way: a process's
-    invocation is completed by its next completion."""
-    open_: dict[Any, Mapping[str, Any]] = {}
-    for rec in records:
-        p = rec.get("process")
-        if p == "nemesis":
-            continue
-        kind = rec.get("type")
-        if kind == "invoke":
-            prev = open_.pop(_hashable(p), None)
-            if prev is not None:
-                yield prev, None
-            open_[_hashable(p)] = rec
-        elif kind in ("ok", "fail", "info"):
-            inv = open_.pop(_hashable(p), None)
-            if inv is not None:
-                yield inv, rec
-    for inv in open_.values():
-        yield inv, None
-
-
-def _keys(records: Iterable[Mapping[str, Any]]) -> dict[Any, _Key]:
+def _keys(records: list[Mapping[str, Any]]) -> dict[Any, _Key]:
+    # each final read runs as a process of its own, so its process id marks its op
+    finals = {rec.get("process") for rec in records if rec.get("final") and rec.get("type") == "invoke"}
     keys: dict[Any, _Key] = {}
-    for inv, done in _pair(records):
-        f = inv.get("f")
-        k = keys.setdefault(_hashable(inv.get("key")), _Key())
-        outcome = "info" if done is None else done.get("type")
-        t_inv = float(inv.get("time") or 0)
-        t_done = math.inf if outcome == "info" or done is None else float(done.get("time") or 0)
-        if f == "read":
-            if inv.get("final"):
+    for op in pair_ops(records):
+        k = keys.setdefault(_hashable(op.key), _Key())
+        t_done = math.inf if op.type == "info" or op.complete is None else float(op.complete)
+        if op.f == "read":
+            if op.process in finals:
                 k.read_tried = True
-                if outcome == "ok" and done is not None:
-                    k.reads.append((done.get("node") or inv.get("node"), _hashable(done.get("value"))))
+                if op.type == "ok":
+                    k.reads.append((op.node, _hashable(op.output)))
             continue
-        if outcome == "fail":
+        if op.type == "fail":
             continue  # it certainly did not happen
-        value = inv.get("value")
-        if f == "write":
-            written = value
-        elif f == "cas" and isinstance(value, list) and len(value) == 2:
-            written = value[1]
-        elif f == "delete":
+        if op.f == "write":
+            written = op.value
+        elif op.f == "cas" and isinstance(op.value, list) and len(op.value) == 2:
+            written = op.value[1]
+        elif op.f == "delete":
             written = None
         else:
             continue
-        k.writes.append(_Write(_hashable(written), t_inv, t_done, outcome == "ok", str(f)))
+        k.writes.append(_Write(_hashable(written), float(op.invoke), t_done, op.type == "ok", op.f))
     return keys
 
 
@@ -132,7 +108,7 @@ def _describe(op: Mapping[str, Any]) -> str:
 
 
 def check_records(records: Iterable[Mapping[str, Any]]) -> CheckResult:
-    keys = _keys(records)
+    keys = _keys(list(records))
     lost: list[dict[str, Any]] = []
     odd: list[dict[str, Any]] = []
     unread: list[Any] = []

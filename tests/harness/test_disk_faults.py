@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from checkers.rundata import StoredRun
+from checkers.rundata import read_records as read_history
 from checkers.safety.checker import altered_disks, altered_in
 from faultfs.alter import AlterError, alter_file, data_end
 from harness.disk import hostfs
@@ -20,7 +21,7 @@ from harness.nemesis.core import Nemesis
 from harness.nemesis.schedule import FaultEvent
 from harness.protocols import DataDirFaults, DataDirs
 from harness.run.config import ConfigError, validate
-from harness.run.history import HistoryWriter, read_history
+from harness.run.history import HistoryWriter
 
 NODES = ["n1", "n2", "n3"]
 

@@ -381,7 +381,8 @@ def test_power_loss_and_corruption_over_ssh(lab: SSHLab, tmp_path: Path) -> None
     })
     outcome = Run(test).execute()
     assert outcome.failure is None, outcome.failure
-    assert outcome.results is not None and outcome.results.valid is True, outcome.results.message()
+    assert outcome.results is not None, outcome.failure
+    assert outcome.results.valid is True, outcome.results.message()
     history = [json.loads(line) for line in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
     losses = [op["value"] for op in history if op.get("f") == "start-lose-unsynced" and "error" not in op]
     assert losses and all(set(v["lost"]) == set(NODES) for v in losses)
