@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import stat
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -87,6 +88,13 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
     return peers
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only, so a bug name like vote-not-durable stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (no usage block), exit status 2."""
 
@@ -97,6 +105,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m nodes",
+        formatter_class=_HelpFormatter,
         description="raftkv: one node of a Raft key-value store (logs on stderr, nothing on stdout).",
     )
     p.add_argument("--id", required=True, help="this node's name, nK (Raft id K)")
