@@ -50,6 +50,16 @@ RATE_RANGE = (0.01, 100.0)
 assert MIN_RATE <= RATE_RANGE[0] and RATE_RANGE[1] <= MAX_RATE
 
 
+def asked_for(test: Mapping[str, object]) -> bool:
+    """Does the test ask for faults that move clocks? Providers set clock control up (and
+    probe libfaketime, which costs seconds) only then."""
+    from harness.nemesis import registry  # lazily: the registry imports every fault family
+
+    nemesis = test.get("nemesis")
+    faults = nemesis.get("faults") if isinstance(nemesis, Mapping) else None
+    return registry.moves_clocks([str(f) for f in faults or []])
+
+
 def find_libfaketime() -> str | None:
     for cand in (f"/usr/lib/x86_64-linux-gnu/faketime/{LIBFAKETIME_NAME}",
                  f"/usr/lib/aarch64-linux-gnu/faketime/{LIBFAKETIME_NAME}"):

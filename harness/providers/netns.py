@@ -34,6 +34,7 @@ from typing import Any
 from harness.net.linkcond import LinkConditions
 from harness.protocols import DB, HarnessError, NodeAddresses, Remote
 from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.remotes.netns import NetnsRemote, pid_alive
 
 log = logging.getLogger(__name__)
@@ -392,5 +393,4 @@ def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
     unknown = sorted(map(str, test.get("provider_opts") or {}))
     if unknown:
         raise HarnessError(f"provider_opts.{unknown[0]}: unknown netns option (the netns provider has none)")
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return NetnsProvider(work_dir, clock="clock" in faults)
+    return NetnsProvider(work_dir, clock=clock_asked_for(test))

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 from harness.remotes.private_dir import make_private_dir
 from harness.remotes.ssh import SSHHost, SSHRemote
@@ -261,5 +262,4 @@ class SSHProvider:
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"))
+    return SSHProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test), nodes=test.get("nodes"))

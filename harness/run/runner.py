@@ -26,6 +26,7 @@ import yaml
 from checkers.results import Results
 from harness import db as dbs
 from harness import providers
+from harness.nemesis import registry
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
 from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider, ReplicaCopies
@@ -185,7 +186,7 @@ class Run:
             self.provider = providers.get(test["provider"])(test, run.work_dir)
             self.db = dbs.create(test)
             remotes = self.provider.setup(test["nodes"])
-            if "clock" in test["nemesis"]["faults"] and not self.provider.supports_clock:
+            if registry.moves_clocks(test["nemesis"]["faults"]) and not self.provider.supports_clock:
                 reason = self.provider.clock_refusal
                 raise HarnessError(f"clock faults refused on the {test['provider']} provider: {reason}")
             self.progress.phase = "startup"
