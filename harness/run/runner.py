@@ -164,6 +164,8 @@ class Run:
         self.db: DB | None = None
         self.nemesis: Nemesis | None = None
         self._gen: ClientGenerator | None = None
+        self._saved: dict[str, Any] = {}
+        self._test_yaml = Path("test.yaml")
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         test = self.test
@@ -171,12 +173,14 @@ class Run:
         run = store.create_run(Path(test["store"]).resolve(), test["name"], int(test["seed"]))
         log.info("run folder %s (seed %d)", run.path, test["seed"])
         history = HistoryWriter(run.history)
-        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops.
+        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops;
+        # set again when the load starts (the history's t=0 moves there).
         start_time = time.time() - history.now() / 1e9
         saved = {**test, "versions": versions(test), "start_time": round(start_time, 6)}
         if self.replay_of is not None:
             saved["replay_of"] = str(self.replay_of)
-        (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+        self._saved, self._test_yaml = saved, run.path / "test.yaml"
+        self._save_test()
         self.progress.history = history
         failure: str | None = None
         cluster_up = False
@@ -236,6 +240,8 @@ class Run:
         write_schedule(events, history.path.parent / SCHEDULE_FILE)
         t0 = time.monotonic()
         history.start_ns = int(t0 * 1e9)  # history times count from the start of the load
+        self._saved["start_time"] = round(time.time() - (time.monotonic() - t0), 6)
+        self._save_test()
         self.progress.started = t0
         self.progress.phase = "running"
         gen.run_until(t0 + limit)
@@ -268,6 +274,13 @@ class Run:
         stuck = [w.name for w in workers if w.is_alive()]
         if stuck:
             log.warning("workers still in a call at the end of the phase: %s", stuck)
+
+    def _save_test(self) -> None:
+        """test.yaml: the resolved config and what the run says about itself (written whole,
+        then renamed: a reader never sees half of it)."""
+        tmp = self._test_yaml.with_name(".test.yaml.tmp")
+        tmp.write_text(yaml.safe_dump(self._saved, sort_keys=False))
+        tmp.replace(self._test_yaml)
 
     def _finish(self, history: HistoryWriter) -> None:
         """Heal, check recovery, final reads; best effort after an interruption."""
