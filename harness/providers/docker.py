@@ -418,6 +418,11 @@ class DockerProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        clocks = self.clocks.get(node)
+        if clocks is not None:
+            clocks.collect(node, dest)
+
 
 def create(test: Mapping[str, Any], work_dir: Path) -> DockerProvider:
     return DockerProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test))

@@ -315,6 +315,10 @@ class LocalProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
     # ---- teardown ----
 
     def teardown(self) -> None:

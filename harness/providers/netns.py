@@ -378,6 +378,10 @@ class NetnsProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
 
 def _rule_packets(listing: str, src_ip: str, comment: str) -> int:
     """Packets counted by the rule for `src_ip` tagged `comment` in an `iptables -v -S` listing."""

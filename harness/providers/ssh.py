@@ -260,6 +260,11 @@ class SSHProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        clocks = self.clocks.get(node)
+        if clocks is not None:
+            clocks.collect(node, dest)
+
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
     return SSHProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test), nodes=test.get("nodes"))

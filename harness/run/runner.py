@@ -29,7 +29,15 @@ from harness import providers
 from harness.nemesis import registry
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
-from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider, ReplicaCopies
+from harness.protocols import (
+    DB,
+    Client,
+    ClockOperations,
+    HarnessError,
+    LeaderLookup,
+    Provider,
+    ReplicaCopies,
+)
 from harness.run import analysis, leftovers, store
 from harness.run.generator import ClientGenerator
 from harness.run.history import HistoryClosed, HistoryWriter
@@ -402,6 +410,15 @@ class Run:
                     self.db.collect(node, run.nodes_dir / node)
                 except Exception as e:
                     log.warning("%s: collect failed: %s", node, e)
+        clocks = self.provider
+        if isinstance(clocks, ClockOperations) and getattr(clocks, "supports_clock", False):
+            # each node's clock log and what its agent applied: the report places the node's
+            # events (stamped with its own clock) on true time with them
+            for node in self.test["nodes"]:
+                try:
+                    clocks.collect_clock(node, run.nodes_dir / node)
+                except Exception as e:
+                    log.warning("%s: collecting its clock log failed: %s", node, e)
         # logs and events are collected; the nodes' data dirs and proxies' state are scratch
         shutil.rmtree(run.work_dir, ignore_errors=True)
         if self.provider is not None:

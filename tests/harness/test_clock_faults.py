@@ -55,6 +55,9 @@ class ClockProvider:
     def clock_state(self, node: str) -> None:
         return None
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        pass
+
     def offset(self, node: str) -> float:
         c = self.clock.get(node)
         return 0.0 if c is None else c.offset_at(time.time())

@@ -49,6 +49,9 @@ class FakeProvider:
     def clock_state(self, node: str) -> None:
         return None
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        pass
+
 
 class FakeDB:
     name = "fake"
