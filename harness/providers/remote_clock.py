@@ -74,7 +74,7 @@ class RemoteClocks:
         a file the agent never wrote is skipped."""
         for suffix, name in COLLECTED.items():
             path = self.log_path(node) + suffix
-            if self.remote.run(["test", "-f", path], sudo=self.sudo, check=False).exit_code == 0:
+            if self.remote.run(["sh", "-c", '[ -f "$1" ]', "sh", path], sudo=self.sudo, check=False).exit_code == 0:
                 self.remote.download(path, dest / name)
 
     def probe(self, python: str) -> str | None:
