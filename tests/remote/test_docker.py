@@ -10,6 +10,7 @@ by its pid and its directories are removed.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def engine() -> Iterator[Engine]:
     require_root()
     require_binary("dockerd", "containerd", "runc", "docker", "iptables", "ldd")
     base = Path(tempfile.mkdtemp(prefix="fl-docker-"))
-    tag = base.name
+    # containerd namespaces allow only [A-Za-z0-9] runs joined by single . _ or -, which a
+    # mkdtemp suffix (it may hold or end with "_") does not always give
+    tag = f"fl-docker-{secrets.token_hex(4)}"
     (base / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
     log = base / "dockerd.log"
     argv = [
