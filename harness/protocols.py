@@ -196,6 +196,11 @@ class ClockOperations(Protocol):
         """node's clock as its agent last set it; None before a node process applied any."""
         ...
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        """Copy node's clock log and what its agent applied into dest (`clock.log`,
+        `clock.applied`), when clock control is on; best effort, raises HarnessError."""
+        ...
+
 
 @runtime_checkable
 class LinkFaults(Protocol):

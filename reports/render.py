@@ -12,7 +12,7 @@ from typing import Any
 
 from checkers.result import CheckResult
 from checkers.rundata import Op, pair_ops
-from reports import counterexample, plots, raft
+from reports import clocks, counterexample, plots, raft
 from reports.ops import Mark, fault_intervals
 from reports.rundata import RunData, load_run
 from reports.summary import parse_start, summarize
@@ -49,6 +49,27 @@ def _plots(ops: list[Op], faults: list[Any], marks: list[Mark]) -> PlotImages:
             log.warning("%s plot failed: %s", name, exc)
             notes[name] = f"The {name} plot failed: {exc}"
     return PlotImages(images["latency"], images["throughput"], notes["latency"], notes["throughput"])
+
+
+@dataclass
+class ClockPanel:
+    image: str | None
+    note: str
+    rows: list[tuple[str, float, float, float, float, int]]
+
+
+def _clock_panel(run: RunData, faults: list[Any]) -> ClockPanel | None:
+    """Each node's clock over time, for a run with clock faults (None otherwise)."""
+    cs = clocks.series(run.history)
+    if not cs:
+        return None
+    nodes = [str(n) for n in run.test.get("nodes") or []]
+    try:
+        image, note = clocks.clock_plot(cs, faults, nodes), ""
+    except (ValueError, TypeError, OverflowError) as exc:
+        log.warning("clock plot failed: %s", exc)
+        image, note = None, f"The clock plot failed: {exc}"
+    return ClockPanel(image, note, clocks.summary(cs, nodes))
 
 
 def _checker(run: RunData, name: str) -> CheckResult | None:
@@ -150,7 +171,9 @@ def render_run(run_dir: Path) -> Path:
     if start_wall is not None:
         base = start_wall.timestamp()
         faults_wall = [(base + f.start / 1e9, base + f.end / 1e9, f.name) for f in faults]
-    raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall)
+    clock_maps = clocks.clock_maps(run_dir, run.problems)
+    raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall, clock_maps)
+    clock_panel = _clock_panel(run, faults)
 
     linked = ({"linearizability"} if cx is not None else set()) | (
         {"raft-safety"} if raft_tl is not None and raft_tl.violations else set())
@@ -175,6 +198,7 @@ def render_run(run_dir: Path) -> Path:
         lost=lost,
         lost_line=(lost_entry.message() or "") if lost_entry is not None else "",
         raft=raft_tl,
+        clock=clock_panel,
         faults_aligned=bool(faults_wall),
         checker_json=_checker_json(run),
         notes=_checker_notes(run, linked),

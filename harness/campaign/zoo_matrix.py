@@ -156,11 +156,15 @@ def describe_faults(raw: dict[str, Any]) -> str:
     faults = nem.get("faults", ["partition", "kill", "pause", "transfer"])
     parts = []
     for f in faults:
-        kinds_field = registry.get(f).kinds_field if f in registry.names() else None
-        kinds = nem.get(kinds_field, None) if kinds_field else None
+        field = registry.get(f).kinds_field if f in registry.names() else None
+        kinds = nem.get(field, None) if field else None
         parts.append(f"{f}({'/'.join(kinds)})" if kinds else f)
     every = "~every" if nem.get("schedule") == "random" else "every"
     text = f"{', '.join(parts) or 'none'} {every} {nem.get('interval', 10)}s for {nem.get('duration', 5)}s"
+    if nem.get("schedule") == "mix":
+        text += " (mixed)"
+    if registry.moves_clocks(faults) and nem.get("clock_rates"):
+        text += f"; rates {'/'.join(f'{r:g}x' for r in nem['clock_rates'])}"
     raft = raw.get("raft") or {}
     flags = [f"{k.replace('_', '-')}={v}" for k, v in sorted(raft.items())]
     n = raw.get("nodes", 3)

@@ -39,6 +39,7 @@ from checkers.safety.checker import EtcdLogChecker
 from harness import disk
 from harness.db.etcd_client import LOG_PREFIX, EtcdClient, EtcdOpClient
 from harness.db.waiting import wait_for_leader
+from harness.nemesis import registry
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -194,7 +195,7 @@ class EtcdDB:
         self.start(node)
 
     def refuse_fault(self, fault: str, provider: Provider) -> str | None:
-        if fault == "clock":
+        if registry.get(fault).moves_clocks:
             return ("etcd is a statically linked Go binary that reads time through the vDSO; "
                     "libfaketime cannot reach it")
         if fault == "partition" and isinstance(provider, MessageProxies) and not isinstance(provider, HttpPeerFronts):

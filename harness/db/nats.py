@@ -51,6 +51,7 @@ from harness.db.nats_conf import (
     stream_config,
 )
 from harness.db.waiting import wait_for_leader
+from harness.nemesis import registry
 from harness.protocols import Checker, HarnessError, MessageProxies, Provider, Remote, RemoteError
 from workloads import checkers_for
 
@@ -144,7 +145,7 @@ class NatsDB:
         log.info("nats: %s on %d servers, streams with %d replicas", self.version, len(self.nodes), replicas)
 
     def refuse_fault(self, fault: str, provider: Provider) -> str | None:
-        if fault == "clock":
+        if registry.get(fault).moves_clocks:
             return CLOCK_REFUSAL
         if fault == "partition" and isinstance(provider, MessageProxies):
             return one_way_refusal(self.test, provider.name)

@@ -33,6 +33,7 @@ from harness.net.linkcond import BYTE_STREAM_LOSS, LinkConditions
 from harness.net.proxy import ProxyHub
 from harness.protocols import DB, HarnessError, NodeAddresses, RaftkvTransport, Remote
 from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.remotes.local import LocalRemote
 from harness.run.leftovers import CONTROLLER_PID, controller_marker
 
@@ -325,6 +326,10 @@ class LocalProvider(HostDisks):
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
     # ---- teardown ----
 
     def teardown(self) -> None:
@@ -354,6 +359,5 @@ def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
     host = opts.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host:
         raise HarnessError(f"provider_opts.host: expected an address, got {host!r}")
-    clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
-    return LocalProvider(work_dir, host=host, clock=clock, disks=disk.wanted(test),
+    return LocalProvider(work_dir, host=host, clock=clock_asked_for(test), disks=disk.wanted(test),
                          disk_metadata=disk.metadata(test))

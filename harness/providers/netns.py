@@ -36,6 +36,7 @@ from harness.disk.hostfs import HostDisks, HostFaultfs
 from harness.net.linkcond import LinkConditions
 from harness.protocols import DB, HarnessError, NodeAddresses, Remote
 from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.remotes.netns import NetnsRemote, pid_alive
 
 log = logging.getLogger(__name__)
@@ -392,6 +393,10 @@ class NetnsProvider(HostDisks):
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
 
 def _rule_packets(listing: str, src_ip: str, comment: str) -> int:
     """Packets counted by the rule for `src_ip` tagged `comment` in an `iptables -v -S` listing."""
@@ -407,5 +412,5 @@ def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
     unknown = sorted(map(str, test.get("provider_opts") or {}))
     if unknown:
         raise HarnessError(f"provider_opts.{unknown[0]}: unknown netns option (the netns provider has none)")
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return NetnsProvider(work_dir, clock="clock" in faults, disks=disk.wanted(test), disk_metadata=disk.metadata(test))
+    return NetnsProvider(work_dir, clock=clock_asked_for(test), disks=disk.wanted(test),
+                         disk_metadata=disk.metadata(test))

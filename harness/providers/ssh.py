@@ -38,6 +38,7 @@ from harness import disk
 from harness.disk.remotefs import RemoteFaultfs
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 from harness.remotes.private_dir import make_private_dir
 from harness.remotes.ssh import SSHHost, SSHRemote
@@ -274,6 +275,11 @@ class SSHProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        clocks = self.clocks.get(node)
+        if clocks is not None:
+            clocks.collect(node, dest)
+
 
     # -- disks (DataDirFaults) -------------------------------------------------------------
     def disk_refusal(self) -> str | None:
@@ -302,7 +308,5 @@ class SSHProvider:
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"),
-                       disks=disk.wanted(test),
-                       disk_metadata=disk.metadata(test))
+    return SSHProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test), nodes=test.get("nodes"),
+                       disks=disk.wanted(test), disk_metadata=disk.metadata(test))

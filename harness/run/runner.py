@@ -26,9 +26,18 @@ import yaml
 from checkers.results import Results
 from harness import db as dbs
 from harness import providers
+from harness.nemesis import registry
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
-from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider, ReplicaCopies
+from harness.protocols import (
+    DB,
+    Client,
+    ClockOperations,
+    HarnessError,
+    LeaderLookup,
+    Provider,
+    ReplicaCopies,
+)
 from harness.run import analysis, leftovers, store
 from harness.run.generator import ClientGenerator
 from harness.run.history import HistoryClosed, HistoryWriter
@@ -166,7 +175,7 @@ class Run:
         self.nemesis: Nemesis | None = None
         self._gen: ClientGenerator | None = None
         self._saved: dict[str, Any] = {}
-        self._test_yaml: Path | None = None
+        self._test_yaml = Path("test.yaml")
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         test = self.test
@@ -174,13 +183,14 @@ class Run:
         run = store.create_run(Path(test["store"]).resolve(), test["name"], int(test["seed"]))
         log.info("run folder %s (seed %d)", run.path, test["seed"])
         history = HistoryWriter(run.history)
-        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops.
+        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops;
+        # set again when the load starts (the history's t=0 moves there).
         start_time = time.time() - history.now() / 1e9
         saved = {**test, "versions": versions(test), "start_time": round(start_time, 6)}
         if self.replay_of is not None:
             saved["replay_of"] = str(self.replay_of)
-        (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
         self._saved, self._test_yaml = saved, run.path / "test.yaml"
+        self._save_test()
         self.progress.history = history
         failure: str | None = None
         cluster_up = False
@@ -190,7 +200,7 @@ class Run:
             self.provider = providers.get(test["provider"])(test, run.work_dir)
             self.db = dbs.create(test)
             remotes = self.provider.setup(test["nodes"])
-            if "clock" in test["nemesis"]["faults"] and not self.provider.supports_clock:
+            if registry.moves_clocks(test["nemesis"]["faults"]) and not self.provider.supports_clock:
                 reason = self.provider.clock_refusal
                 raise HarnessError(f"clock faults refused on the {test['provider']} provider: {reason}")
             self.progress.phase = "startup"
@@ -240,7 +250,8 @@ class Run:
         write_schedule(events, history.path.parent / SCHEDULE_FILE)
         t0 = time.monotonic()
         history.start_ns = int(t0 * 1e9)  # history times count from the start of the load
-        self._record_start_time(t0)
+        self._saved["start_time"] = round(time.time() - (time.monotonic() - t0), 6)
+        self._save_test()
         self.progress.started = t0
         self.progress.phase = "running"
         gen.run_until(t0 + limit)
@@ -274,13 +285,10 @@ class Run:
         if stuck:
             log.warning("workers still in a call at the end of the phase: %s", stuck)
 
-    def _record_start_time(self, t0: float) -> None:
-        """test.yaml's start_time is the wall-clock time of the history's t=0: once the load
-        starts, that is t0 (node events, wall-clock, line up with ops through it)."""
-        if self._test_yaml is None:
-            return
-        self._saved["start_time"] = round(time.time() - (time.monotonic() - t0), 6)
-        tmp = self._test_yaml.with_suffix(".tmp")
+    def _save_test(self) -> None:
+        """test.yaml: the resolved config and what the run says about itself (written whole,
+        then renamed: a reader never sees half of it)."""
+        tmp = self._test_yaml.with_name(".test.yaml.tmp")
         tmp.write_text(yaml.safe_dump(self._saved, sort_keys=False))
         tmp.replace(self._test_yaml)
 
@@ -407,6 +415,15 @@ class Run:
                     self.db.collect(node, run.nodes_dir / node)
                 except Exception as e:
                     log.warning("%s: collect failed: %s", node, e)
+        clocks = self.provider
+        if isinstance(clocks, ClockOperations) and getattr(clocks, "supports_clock", False):
+            # each node's clock log and what its agent applied: the report places the node's
+            # events (stamped with its own clock) on true time with them
+            for node in self.test["nodes"]:
+                try:
+                    clocks.collect_clock(node, run.nodes_dir / node)
+                except Exception as e:
+                    log.warning("%s: collecting its clock log failed: %s", node, e)
         if self.provider is not None:
             try:
                 self.provider.teardown()

@@ -598,6 +598,11 @@ def test_non_root_user_gets_root_through_sudo(lab: SSHLab, sudo_rule: Path, tmp_
             scratch = Path(p.dirs["n1"])  # made for the run under provider_opts.dir, root's
             assert scratch.parent == work / "remote" and scratch.stat().st_mode & 0o077 == 0
             assert (scratch / "clocks" / "n1.clock").stat().st_uid == 0 == scratch.stat().st_uid
+            # the run folder's copy of the node's clock, read through the remote (root's files)
+            p.collect_clock("n1", work / "collected")
+            assert (work / "collected" / "clock.log").read_text().splitlines()[1:] == ["offset 3600.0", "rate 1.0"]
+            last = (work / "collected" / "clock.applied").read_text().split()
+            assert last[1] == "2" and float(last[3]) - float(last[2]) == pytest.approx(3600.0, abs=0.01)
     finally:
         p.teardown()
     assert not (work / "remote").exists() or list((work / "remote").iterdir()) == []  # scratch removed
