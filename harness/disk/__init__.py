@@ -11,10 +11,10 @@ files) stays off the mount: a power loss must not take the record of the run wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from harness.protocols import DataDirFaults, Provider
+from harness.protocols import DataDirFaults, HarnessError, Provider
 
 
 def wanted(test: Mapping[str, Any]) -> bool:
@@ -38,3 +38,51 @@ def data_root(provider: Provider, node: str) -> str | None:
     if isinstance(provider, DataDirFaults):
         return provider.disk_root(node)
     return None
+
+
+class FaultfsMounts(Protocol):
+    """One faultfs per node, on the controller's host (hostfs) or on the nodes' hosts
+    (remotefs): what a provider's DataDirFaults methods hand over to."""
+
+    def root(self, node: str) -> str | None: ...
+
+    def control(self, node: str, command: str) -> dict[str, Any]: ...
+
+    def files(self, node: str, under: str) -> list[tuple[str, int]]: ...
+
+    def data_end(self, node: str, path: str) -> int: ...
+
+    def alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
+              truncate: int | None = None) -> dict[str, Any]: ...
+
+
+class MountedDataDirs:
+    """DataDirFaults for a provider whose setup creates `self.disks` (the faultfs mounts) when
+    `wanted(test)`; mixed into the local, netns and ssh providers."""
+
+    name: str
+    disks: FaultfsMounts | None
+
+    def disk_refusal(self) -> str | None:
+        return None
+
+    def disk_root(self, node: str) -> str | None:
+        return None if self.disks is None else self.disks.root(node)
+
+    def _mounts(self) -> FaultfsMounts:
+        if self.disks is None:
+            raise HarnessError(f"{self.name}: no data dirs on faultfs in this run (no disk fault was asked for)")
+        return self.disks
+
+    def disk_control(self, node: str, command: str) -> dict[str, Any]:
+        return self._mounts().control(node, command)
+
+    def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
+        return self._mounts().files(node, under)
+
+    def disk_data_end(self, node: str, path: str) -> int:
+        return self._mounts().data_end(node, path)
+
+    def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
+                   truncate: int | None = None) -> dict[str, Any]:
+        return self._mounts().alter(node, path, flips, truncate)

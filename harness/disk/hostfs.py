@@ -26,6 +26,7 @@ from typing import Any
 
 from faultfs.alter import AlterError, alter_file, data_end
 from faultfs.control import ControlError, request
+from harness.disk import MountedDataDirs
 from harness.protocols import HarnessError
 from harness.remotes.local import LocalRemote
 
@@ -172,32 +173,10 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else "empty log"
 
 
-class HostDisks:
+class HostDisks(MountedDataDirs):
     """DataDirFaults for a provider whose hosts are this machine: mixed into the local and
-    netns providers, which create `self.disks` in setup when `harness.disk.wanted(test)`."""
-
-    disks: HostFaultfs | None
+    netns providers, which create `self.disks` (a HostFaultfs) in setup when
+    `harness.disk.wanted(test)`."""
 
     def disk_refusal(self) -> str | None:
         return refusal()
-
-    def disk_root(self, node: str) -> str | None:
-        return None if self.disks is None else self.disks.root(node)
-
-    def _disks(self) -> HostFaultfs:
-        if self.disks is None:
-            raise HarnessError("no data dirs on faultfs in this run (no disk fault was asked for)")
-        return self.disks
-
-    def disk_control(self, node: str, command: str) -> dict[str, Any]:
-        return self._disks().control(node, command)
-
-    def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
-        return self._disks().files(node, under)
-
-    def disk_data_end(self, node: str, path: str) -> int:
-        return self._disks().data_end(node, path)
-
-    def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
-                   truncate: int | None = None) -> dict[str, Any]:
-        return self._disks().alter(node, path, flips, truncate)

@@ -43,6 +43,8 @@ PROBE_ERRORS = {
     5: "libfuse 3 is missing (Debian package fuse3), or Python is not runnable",
 }
 MOUNT_TIMEOUT = 15.0
+#: Longest control socket path used as is (sun_path holds 108 bytes with its NUL).
+MAX_SOCKET_PATH = 100
 
 
 def code_archive() -> bytes:
@@ -66,12 +68,16 @@ class RemoteFaultfs:
         self.python = python
         self.remotes: dict[str, Remote] = {}
         self._dirs: dict[str, str] = {}  # each node's private directory for the run
+        #: a short private directory for a node's control socket when the one beside its
+        #: mount would be too long (unix socket paths are limited to 107 bytes)
+        self._socket_dirs: dict[str, str] = {}
         self._archive: bytes | None = None
 
     def _paths(self, node: str) -> dict[str, str]:
         d = self._dirs.get(node) or f"{self.base}/faultline-disk-{node}"
         return {"dir": d, "code": f"{d}/code", "mnt": f"{d}/disk", "backing": f"{d}/disk.backing",
-                "control": f"{d}/faultfs.sock", "log": f"{d}/faultfs.log", "pid": f"{d}/faultfs.pid"}
+                "control": f"{self._socket_dirs.get(node, d)}/faultfs.sock", "log": f"{d}/faultfs.log",
+                "pid": f"{d}/faultfs.pid"}
 
     def _env(self, node: str) -> dict[str, str]:
         return {"PYTHONPATH": self._paths(node)["code"], "FUSE_LIBRARY_NAME": "fuse3"}
@@ -82,6 +88,8 @@ class RemoteFaultfs:
             why = PROBE_ERRORS.get(res.exit_code, (res.stderr.strip().splitlines() or [f"exit {res.exit_code}"])[-1])
             raise HarnessError(f"ssh: {node}: disk faults cannot be made real there: {why}")
         self._dirs[node] = make_private_dir(remote, self.base, f"faultline-disk-{node}", sudo=True)
+        if len(self._paths(node)["control"].encode()) > MAX_SOCKET_PATH:
+            self._socket_dirs[node] = make_private_dir(remote, "/tmp", "fl-disk", sudo=True)
         p = self._paths(node)
         if self._archive is None:
             self._archive = code_archive()
@@ -169,7 +177,10 @@ class RemoteFaultfs:
                 # the data dir is scratch, as on the other providers; never through a live mount
                 remote.run(["sh", "-c", 'grep -qs " $1 " /proc/self/mounts || rm -rf -- "$2"', "sh", p["mnt"],
                             p["dir"]], sudo=True, check=False)
+                if node in self._socket_dirs:
+                    remote.run(["rm", "-rf", "--", self._socket_dirs[node]], sudo=True, check=False)
             except (HarnessError, OSError) as e:
                 log.warning("ssh: %s: unmounting faultfs: %s", node, e)
         self.remotes.clear()
         self._dirs.clear()
+        self._socket_dirs.clear()

@@ -96,3 +96,16 @@ class NemesisState:
         if kind == "all":
             return list(members)
         raise HarnessError(f"nemesis: unknown target kind {kind!r}")
+
+
+def restart_killed(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
+    """The stop of every family that kills its targets (kill, lose-unsynced, corrupt): start
+    again those of `active.undo["nodes"]` that were not removed from the cluster since."""
+    started = []
+    for n in active.undo.get("nodes", []):
+        if n in st.removed:
+            continue
+        st.db.start(n)
+        st.killed.discard(n)
+        started.append(n)
+    return {"kind": active.kind, "restarted": started}

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness import disk
+from harness.disk import MountedDataDirs
 from harness.disk.remotefs import RemoteFaultfs
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
@@ -119,7 +120,10 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
     return out
 
 
-class SSHProvider:
+class SSHProvider(MountedDataDirs):
+    """(DataDirFaults: what ssh hosts lack for faultfs is known only once connected; setup
+    then fails in one line naming the host, so `disk_refusal` is None.)"""
+
     name = "ssh"
 
     def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None,
@@ -279,32 +283,6 @@ class SSHProvider:
         clocks = self.clocks.get(node)
         if clocks is not None:
             clocks.collect(node, dest)
-
-
-    # -- disks (DataDirFaults) -------------------------------------------------------------
-    def disk_refusal(self) -> str | None:
-        return None  # known only once connected: setup fails in one line naming the host
-
-    def disk_root(self, node: str) -> str | None:
-        return None if self.disks is None else self.disks.root(node)
-
-    def _disks(self) -> RemoteFaultfs:
-        if self.disks is None:
-            raise HarnessError("ssh: no data dirs on faultfs in this run (no disk fault was asked for)")
-        return self.disks
-
-    def disk_control(self, node: str, command: str) -> dict[str, Any]:
-        return self._disks().control(node, command)
-
-    def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
-        return self._disks().files(node, under)
-
-    def disk_data_end(self, node: str, path: str) -> int:
-        return self._disks().data_end(node, path)
-
-    def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
-                   truncate: int | None = None) -> dict[str, Any]:
-        return self._disks().alter(node, path, flips, truncate)
 
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:

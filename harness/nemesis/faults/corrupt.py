@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.nemesis.registry import Fault
-from harness.nemesis.state import ActiveFault, NemesisState
+from harness.nemesis.state import ActiveFault, NemesisState, restart_killed
 from harness.protocols import DB, DataDirFaults, DataDirs, HarnessError, Kill, Provider
 
 KINDS = ("bitflip", "truncate")
@@ -96,17 +96,6 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
             "data_end": end, **done}
 
 
-def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
-    started = []
-    for n in active.undo.get("nodes", []):
-        if n in st.removed:
-            continue
-        st.db.start(n)
-        st.killed.discard(n)
-        started.append(n)
-    return {"kind": active.kind, "restarted": started}
-
-
 def refuse(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
     assert isinstance(provider, DataDirFaults) and isinstance(db, DataDirs)
     why = provider.disk_refusal()
@@ -123,7 +112,7 @@ FAULT = Fault(
     name="corrupt",
     summary="flip bits in or truncate a data file of a down node (a minority only), restart it",
     start=start,
-    stop=stop,
+    stop=restart_killed,
     # nodes still down at the end are in st.killed: the kill family's heal starts them
     kinds=KINDS,
     kinds_field="corruptions",

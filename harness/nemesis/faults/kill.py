@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from harness.nemesis.registry import Fault
-from harness.nemesis.state import ActiveFault, NemesisState
+from harness.nemesis.state import ActiveFault, NemesisState, restart_killed
 from harness.protocols import HarnessError, Kill, LeaderLookup
 
 
@@ -18,17 +18,6 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
         st.killed.add(n)
     active.undo["nodes"] = targets
     return {"kind": active.kind, "nodes": targets}
-
-
-def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
-    started = []
-    for n in active.undo.get("nodes", []):
-        if n in st.removed:
-            continue
-        st.db.start(n)
-        st.killed.discard(n)
-        started.append(n)
-    return {"kind": active.kind, "restarted": started}
 
 
 def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
@@ -46,7 +35,7 @@ FAULT = Fault(
     name="kill",
     summary="crash nodes (SIGKILL) and restart them",
     start=start,
-    stop=stop,
+    stop=restart_killed,
     heal=heal,
     heal_order=40,
     kinds=("one", "leader", "minority", "all"),

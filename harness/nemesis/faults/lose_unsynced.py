@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.nemesis.registry import Fault
-from harness.nemesis.state import ActiveFault, NemesisState
+from harness.nemesis.state import ActiveFault, NemesisState, restart_killed
 from harness.protocols import DB, DataDirFaults, DataDirs, HarnessError, Kill, Provider
 
 #: Paths a node lost, listed per node in the history (faultfs counts them all).
@@ -63,17 +63,6 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
     return {"kind": active.kind, "nodes": targets, "lost": lost}
 
 
-def stop(st: NemesisState, active: ActiveFault) -> dict[str, Any]:
-    started = []
-    for n in active.undo.get("nodes", []):
-        if n in st.removed:
-            continue
-        st.db.start(n)
-        st.killed.discard(n)
-        started.append(n)
-    return {"kind": active.kind, "restarted": started}
-
-
 def refuse(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
     assert isinstance(provider, DataDirFaults)  # provider_needs is checked first
     return provider.disk_refusal()
@@ -83,7 +72,7 @@ FAULT = Fault(
     name="lose-unsynced",
     summary="power loss: kill nodes at one instant, drop their unsynced data, restart them",
     start=start,
-    stop=stop,
+    stop=restart_killed,
     # nodes still down at the end are in st.killed: the kill family's heal starts them
     kinds=("one", "minority", "all"),
     kinds_field="power_losses",
