@@ -252,6 +252,12 @@ class StoredRun:
         """`nodes/<node>/`: each node's collected logs and events."""
         return self.dir / "nodes"
 
+    @property
+    def history_in_memory(self) -> bool:
+        """Whether the records are held already (given, or read by an earlier checker): a
+        checker with a reader of its own then uses them instead."""
+        return self._history is not None
+
     def history(self) -> list[Record]:
         """history.jsonl's records, read strictly (`read_records`) once and shared by every
         checker; no history.jsonl is an empty history."""
