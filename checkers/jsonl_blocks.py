@@ -15,7 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -253,3 +253,29 @@ def _parse_lines(lines: list[bytes], first: int) -> tuple[list[Any], list[int], 
         except orjson.JSONDecodeError:
             torn = (first + n + 1, line)
     return recs, kept, torn
+
+
+#: Bytes read ahead when lines are read again from their offsets.
+READ_AHEAD = 1 << 16
+
+
+def lines_at(path: Path, offsets: Iterable[int]) -> Iterator[bytes]:
+    """The lines starting at these byte offsets (without their newline), read again from the
+    file a block at a time (offsets in increasing order read it front to back, each block
+    once). Plain reads, not a memory map: a sample spread over a large file would otherwise
+    count every page of it in the process's memory."""
+    with path.open("rb") as fh:
+        buf, base = b"", 0
+        for start in offsets:
+            rel = start - base
+            nl = buf.find(b"\n", rel) if 0 <= rel <= len(buf) else -1
+            if nl < 0:
+                fh.seek(start)
+                buf, base, rel = fh.read(READ_AHEAD), start, 0
+                while (nl := buf.find(b"\n")) < 0:
+                    more = fh.read(READ_AHEAD)
+                    if not more:
+                        nl = len(buf)
+                        break
+                    buf += more
+            yield buf[rel:nl]

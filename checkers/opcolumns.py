@@ -15,8 +15,7 @@ reads the records as dicts, which also gives the errors with their file and line
 
 from __future__ import annotations
 
-import mmap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
@@ -27,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from checkers.jsonl_blocks import Interned, Offsets, Part, Unusual, gc_paused, read_parts
+from checkers.jsonl_blocks import Interned, Offsets, Part, Unusual, gc_paused, lines_at, read_parts
 from checkers.rundata import Op
 
 NEMESIS = "nemesis"
@@ -92,17 +91,19 @@ class RecordColumns:
 
     def records(self, idx: Sequence[int] | IntArray) -> list[dict[str, Any]]:
         """The records at these positions, parsed again from their lines."""
+        return list(self.iter_records(idx))
+
+    def iter_records(self, idx: Sequence[int] | IntArray) -> Iterator[dict[str, Any]]:
+        """`records`, one at a time (a caller that keeps a few fields need not hold them all);
+        positions in increasing order read the file front to back."""
         rows = np.asarray(idx, dtype=np.int64).tolist()
         if self.source is not None:
-            return [self.source[i] for i in rows]
+            source = self.source
+            yield from (source[i] for i in rows)
+            return
         if not rows or self.path is None:
-            return []
-        out: list[dict[str, Any]] = []
-        with self.path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            for start in self.offset[rows].tolist():
-                end = mm.find(b"\n", start)
-                out.append(orjson.loads(mm[start:end if end >= 0 else len(mm)]))
-        return out
+            return
+        yield from map(orjson.loads, lines_at(self.path, self.offset[rows].tolist()))
 
     @classmethod
     def of_records(cls, records: Sequence[dict[str, Any]]) -> RecordColumns:
@@ -274,27 +275,23 @@ class OpColumns:
         return [self.records.processes[int(codes[i])] for i in np.sort(first)]
 
     def operations(self, rows: Sequence[int] | IntArray) -> list[Op]:
-        """The operations of these rows as `Op`s, their records parsed again: what
-        `pair_ops` gives for them."""
+        """The operations of these rows as `Op`s, their records parsed again (one at a time,
+        each dropped once its fields are taken): what `pair_ops` gives for them."""
         rows = np.asarray(rows, dtype=np.int64)
-        inv, done = self.inv[rows], self.done[rows]
-        has = done >= 0
-        wanted = np.concatenate([inv, done[has]])
-        order = np.argsort(wanted, kind="stable")  # read the file front to back
-        parsed = self.records.records(wanted[order])
-        by_pos = dict(zip(wanted[order].tolist(), parsed, strict=True))
+        inv, done, fs, outcome = self.inv[rows], self.done[rows], self.f[rows], self.outcome[rows]
         times, f_names = self.records.time, self.f_names
-        out: list[Op] = []
-        for i, d, f, k in zip(inv.tolist(), done.tolist(), self.f[rows].tolist(), self.outcome[rows].tolist(),
-                              strict=True):
-            rec = by_pos[i]
-            op = Op(rec.get("process"), f_names[f], rec.get("key"), rec.get("value"), None, "info", int(times[i]),
-                    None, None, rec.get("node"))
-            if d >= 0:
-                comp = by_pos[d]
-                op.type, op.output, op.complete, op.error = COMPLETIONS[k], comp.get("value"), int(times[d]), \
-                    comp.get("error")
-            out.append(op)
+        out: list[Op] = [None] * len(rows)  # type: ignore[list-item]
+        order = np.argsort(inv, kind="stable")  # the file front to back
+        for j, rec in zip(order.tolist(), self.records.iter_records(inv[order]), strict=True):
+            i = int(inv[j])
+            out[j] = Op(rec.get("process"), f_names[int(fs[j])], rec.get("key"), rec.get("value"), None, "info",
+                        int(times[i]), None, None, rec.get("node"))
+        has = np.flatnonzero(done >= 0)
+        order = has[np.argsort(done[has], kind="stable")]
+        for j, rec in zip(order.tolist(), self.records.iter_records(done[order]), strict=True):
+            op = out[j]
+            op.type, op.output, op.error = COMPLETIONS[int(outcome[j])], rec.get("value"), rec.get("error")
+            op.complete = int(times[int(done[j])])
         return out
 
     def nemesis_records(self) -> list[dict[str, Any]]:

@@ -53,8 +53,13 @@ def read_records(path: str | Path, *, tolerant: bool = False, problems: list[str
         return _salvage(path, notes)
     torn = _torn_last_line(path)
     if torn is not None:
-        notes.append(f"{path.name}: torn last line {torn} skipped (the run was killed mid-write?)")
+        notes.append(torn_note(path, torn))
     return records
+
+
+def torn_note(path: Path, line: int) -> str:
+    """What a tolerant reader notes for a torn last line it skipped."""
+    return f"{path.name}: torn last line {line} skipped (the run was killed mid-write?)"
 
 
 def _salvage(path: Path, notes: list[str]) -> list[Record]:

@@ -25,7 +25,7 @@ def history(rng: random.Random, n: int, odd: bool = False) -> list[dict[str, Any
     again while open, completions nobody invoked, nemesis records between them. `odd` adds
     what only the lenient pairing takes (missing fields, other types, times not numbers)."""
     records: list[dict[str, Any]] = []
-    open_ops: dict[Any, str] = {}
+    open_ops: dict[Any, Any] = {}
     t = 0
     for _ in range(n):
         t += rng.choice((0, 1, 1000, 123_457))
