@@ -82,13 +82,6 @@ class RecordColumns:
     def __len__(self) -> int:
         return len(self.type)
 
-    def code_of(self, process: Any) -> int:
-        """The code of a process, -1 if no record has it."""
-        for code, obj in enumerate(self.processes):
-            if obj == process and type(obj) is type(process):
-                return code
-        return -1
-
     def records(self, idx: Sequence[int] | IntArray) -> list[dict[str, Any]]:
         """The records at these positions, parsed again from their lines."""
         return list(self.iter_records(idx))

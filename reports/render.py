@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 #: each checker's JSON is shown up to this many characters (the full file is linked)
 MAX_CHECKER_JSON = 40_000
 MAX_TEST_YAML = 20_000
-#: operations in flight at an anomaly that a sampled timeline always draws, per anomaly
+#: operations in flight at an anomaly that a sampled timeline always draws, per anomaly, for
+#: this many anomalies at most
 MAX_AT_ANOMALY = 200
+MAX_ANOMALIES = 100
 
 
 class ReportError(Exception):
@@ -103,7 +105,7 @@ def _rows_at(ops: OpColumns, times: list[int]) -> list[int]:
         return []
     invoke, complete, done = ops.invoke, ops.complete, ops.completed
     rows: list[int] = []
-    for t in times:
+    for t in times[:MAX_ANOMALIES]:
         hit = np.flatnonzero(done & (invoke <= t) & (complete >= t))
         rows += hit[np.argsort(t - invoke[hit], kind="stable")[:MAX_AT_ANOMALY]].tolist()
     return rows
@@ -117,7 +119,8 @@ def _sample(ops: OpColumns, cx_rows: list[int], anomaly_times: list[int]) -> Sam
         reasons.append("every operation of the counterexample")
     at = _rows_at(ops, anomaly_times)
     if at:
-        reasons.append(f"those in flight at each anomaly (up to {MAX_AT_ANOMALY} each)")
+        which = "each anomaly" if len(anomaly_times) <= MAX_ANOMALIES else f"the first {MAX_ANOMALIES} anomalies"
+        reasons.append(f"those in flight at {which} (up to {MAX_AT_ANOMALY} each)")
     return sample_rows(len(ops), cx_rows + at, MAX_TIMELINE_OPS, tuple(reasons))
 
 
