@@ -1,6 +1,8 @@
 """`faultline check FILE`: read a history, check it for linearizability, print the verdict.
 
-Exit codes: 0 linearizable, 1 not, 2 unknown (time limit), 3 bad input.
+Exit codes: 0 linearizable, 1 not, 2 unknown (time limit), 3 bad input: bad arguments, a file
+that cannot be read, a history with no client operations, an operation the model cannot take.
+Bad input is one line on stderr naming the file (and the line to blame), never a verdict.
 """
 
 from __future__ import annotations
@@ -8,13 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from checkers.history import FORMAT_ALIASES, FORMATS, HistoryError, guess_format, read_table
-from checkers.linear import LinearResult, ModelSpecError, check, make_model
+from checkers.history import (
+    FORMAT_ALIASES,
+    FORMATS,
+    HistoryError,
+    guess_format,
+    invocation_where,
+    read_table,
+)
+from checkers.linear import LinearResult, ModelSpecError, OperationError, check, make_model
 from checkers.linear.registry import MODELS
+
+log = logging.getLogger(__name__)
 
 #: The model a format implies when --model is not given.
 DEFAULT_MODELS = {
@@ -29,8 +41,21 @@ DEFAULT_MODELS = {
 MAX_SHOWN = 10
 
 
+class _UsageError(Exception):
+    """Bad arguments: exit 3 with one line (argparse's own exit status 2 means "unknown")."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+class _Refused(Exception):
+    """Bad input: the one line to print."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="faultline check", description="Check a history file for linearizability."
     )
     p.add_argument(
@@ -83,25 +108,52 @@ def _describe(op: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv[1:])
+    try:
+        args = _parser().parse_args(argv[1:])
+        if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+            raise _UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    except _UsageError as e:
+        print(f"faultline check: {_one_line(e)}", file=sys.stderr)
+        return 3
     logging.getLogger("edn_format").setLevel(logging.WARNING)  # its lexer logs its tables
     if Path(args.file).is_dir():  # a run folder: its history.jsonl
         args.file = str(Path(args.file) / "history.jsonl")
     try:
+        result, warnings = _check(args)
+        text = json.dumps(result.to_json(), default=str) if args.json else render(result, args.file)
+    except _Refused as e:
+        print(f"faultline check: {_one_line(e)}", file=sys.stderr)
+        return 3
+    except Exception as e:  # a bug: still one line and exit 3, never exit 1 ("not linearizable")
+        log.debug("faultline check %s", args.file, exc_info=True)
+        print(f"faultline check: {args.file}: internal error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return 3
+    for warning in warnings:
+        print(f"faultline check: warning: {warning}", file=sys.stderr)
+    print(text)
+    return 0 if result.valid is True else 1 if result.valid is False else 2
+
+
+def _check(args: argparse.Namespace) -> tuple[LinearResult, list[str]]:
+    """The verdict and the reader's warnings; _Refused for bad input."""
+    warnings: list[str] = []
+    try:
         fmt = args.format or guess_format(args.file)
         fmt = FORMAT_ALIASES.get(fmt, fmt)
         model = make_model(args.model or DEFAULT_MODELS[fmt])
-        history = read_table(args.file, fmt)
+        history = read_table(args.file, fmt, warnings)
     except (HistoryError, ModelSpecError) as e:
-        print(f"faultline check: {e}", file=sys.stderr)
-        return 3
+        raise _Refused(str(e)) from None
+    if not len(history):
+        raise _Refused(f"{args.file}: no client operations")
     try:
-        result = check(model, history, timeout=args.timeout)
-    except ValueError as e:  # a model rejecting an operation it does not know
-        print(f"faultline check: {args.file}: {e}", file=sys.stderr)
-        return 3
-    if args.json:
-        print(json.dumps(result.to_json(), default=str))
-    else:
-        print(render(result, args.file))
-    return 0 if result.valid is True else 1 if result.valid is False else 2
+        return check(model, history, timeout=args.timeout), warnings
+    except OperationError as e:
+        raise _Refused(f"{invocation_where(args.file, fmt, e.op)}: {e}") from None
+    except ValueError as e:  # a model of one's own refusing an operation in its step
+        raise _Refused(f"{args.file}: {e}") from None
+
+
+def _one_line(e: object, limit: int = 500) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

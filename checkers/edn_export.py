@@ -2,9 +2,11 @@
 
 The same text as `checkers.history.write_edn_from_jsonl` (which streams the file on one core):
 each range's records are turned into Jepsen op maps (`to_edn_record`) by a reader process
-into a part file of its own, and the parts are joined in file order. A file below
-`SERIAL_BELOW_BYTES`, or one with anything unusual in it (a bad line before the last one, a
-record that is not an object, a line orjson and json disagree on), is exported by
+into a part file of its own, and the parts are joined in file order. The file is read as
+there (`checkers.jsonl_blocks`: a regular file, a BOM skipped, only a torn last line skipped
+with its warning). A file below `SERIAL_BELOW_BYTES`, or one with anything unusual in it (a bad
+line before the last one, a corrupt last line, a record that is not an object or nested too
+deeply for the EDN writer, a line orjson and json disagree on), is exported by
 `write_edn_from_jsonl`, which also gives its errors with file and line.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers.history import to_edn_record, write_edn_from_jsonl
+from checkers.history_text import warn
 from checkers.jsonl_blocks import HistoryReadError, Offsets, Unusual, read_parts
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,10 @@ class _PartWriter:
     def add(self, recs: list[Any], offsets: Offsets | None) -> None:
         if not all(type(r) is dict for r in recs):
             raise Unusual("a record is not a JSON object")
-        text = "\n ".join(map(to_edn_record, recs))
+        try:
+            text = "\n ".join(map(to_edn_record, recs))
+        except RecursionError:
+            raise Unusual("a record nested too deeply") from None
         self.fh.write(("\n " if self.count else "") + text)
         self.count += len(recs)
 
@@ -58,8 +64,8 @@ def export_edn(source: str | Path, path: str | Path, workers: int | None = None)
         return write_edn_from_jsonl(source, path)
     with tempfile.TemporaryDirectory(prefix=".edn-parts-", dir=path.parent) as parts_dir:
         try:
-            parts, _ = read_parts(source, functools.partial(_PartWriter, parts_dir), workers=workers, block=BLOCK,
-                                  serial_below=SERIAL_BELOW_BYTES)
+            parts, torn = read_parts(source, functools.partial(_PartWriter, parts_dir), workers=workers,
+                                     block=BLOCK, serial_below=SERIAL_BELOW_BYTES)
         except (Unusual, HistoryReadError) as e:
             log.debug("%s: exporting on one core (%s)", source, e)
             return write_edn_from_jsonl(source, path)
@@ -78,6 +84,8 @@ def export_edn(source: str | Path, path: str | Path, workers: int | None = None)
                         shutil.copyfileobj(fh, out, 1 << 20)
                     count += n
                 out.write("]\n")
+            if torn is not None:  # (the one-core export skips it after any record, or none)
+                warn(None, torn.warning(source))
             tmp.replace(path)
         except BaseException:
             tmp.unlink(missing_ok=True)

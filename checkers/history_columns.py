@@ -6,10 +6,11 @@ are interned into small tables and kept as numpy codes, and the records are rele
 (each invocation with the next completion of its process) is done on the columns.
 
 Anything unusual (a record that is not a JSON object, a missing field, an unhashable process,
-key or value, ints mixed with floats or booleans among the values, a pairing error) raises
-`Unusual`: the caller then reads the file record by record, which reports errors with their
-file and line as it always did. A torn last line (a killed run) is skipped with the same
-warning as there.
+key or value, ints mixed with floats or booleans among the values, a time or process of an odd
+type, a number orjson could only give as a rounded float, a value nested too deeply, a pairing
+error) raises `Unusual`: the caller then reads the file record by record, which reports errors
+with their file and line as it always did. A torn last line (a killed run) after a client
+record is skipped with the same warning as there.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from checkers.history_text import warn
 from checkers.jsonl_blocks import (
+    EXACT_FLOAT,
     HistoryReadError,
     Interned,
     Offsets,
@@ -32,7 +35,7 @@ from checkers.jsonl_blocks import (
     gc_paused,
     read_parts,
 )
-from checkers.linear.operation import freeze
+from checkers.linear.operation import TooDeep, freeze
 from checkers.linear.table import FAIL, INFO, OK, OUT_TRUE, OUT_UNKNOWN, OpTable
 
 __all__ = ["HistoryReadError", "Unusual", "read_jsonl_table"]
@@ -88,41 +91,50 @@ class _Columns:
         except AttributeError:
             raise Unusual("a record is not a JSON object") from None
         vtypes = set(map(type, values))
-        if vtypes & {list, dict}:
-            values = [_frozen(v) if type(v) in (list, dict) else v for v in values]
-        self.value_types |= vtypes
-        if len(self.value_types & {int, float, bool}) > 1:
-            raise Unusual("values mix ints, floats and booleans")
-        b = self.blocks
         try:
-            b["process"].append(self.process.add(processes))
-            b["type"].append(np.fromiter(map(_TYPE_CODES.get, types, repeat(-1)), dtype=np.int8,
-                                         count=len(types)))
-            b["f"].append(self.f.add(fs))
+            if vtypes & {list, dict}:
+                values = [_frozen(v) if type(v) in (list, dict) else v for v in values]
+            self.value_types |= vtypes
+            if len(self.value_types & {int, float, bool}) > 1:
+                raise Unusual("values mix ints, floats and booleans")
+            b = self.blocks
             try:
-                b["key"].append(self.key.add(keys))
-            except TypeError:  # list keys: as tuples
-                b["key"].append(self.key.add([_frozen(k) if type(k) in (list, dict) else k for k in keys]))
-            b["value"].append(self.value.add(values))
-        except TypeError:
-            raise Unusual("an unhashable process, type, f, key or value") from None
-        t = np.array(times)
-        if t.ndim == 1 and t.dtype.kind in "ib" and len(t):  # ints (booleans count as numbers, as isinstance says)
+                b["process"].append(self.process.add(processes))
+                b["type"].append(np.fromiter(map(_TYPE_CODES.get, types, repeat(-1)), dtype=np.int8,
+                                             count=len(types)))
+                b["f"].append(self.f.add(fs))
+                try:
+                    b["key"].append(self.key.add(keys))
+                except TypeError:  # list keys: as tuples
+                    b["key"].append(self.key.add([_frozen(k) if type(k) in (list, dict) else k for k in keys]))
+                b["value"].append(self.value.add(values))
+            except TypeError:
+                raise Unusual("an unhashable process, type, f, key or value") from None
+        except TooDeep:
+            raise Unusual("a value nested too deeply") from None
+        self._add_times(times)
+        self.count += len(recs)
+
+    def _add_times(self, times: list[Any]) -> None:
+        b = self.blocks
+        ttypes = set(map(type, times))
+        if not ttypes <= {int, float, type(None)}:
+            raise Unusual("a time that is not a number")  # (booleans included)
+        t = np.array(times) if type(None) not in ttypes else None
+        if t is not None and t.dtype.kind == "i" and len(t):
             b["time"].append(t.astype(np.int64))
             b["timed"].append(np.ones(len(times), dtype=bool))
-        elif t.ndim == 1 and t.dtype.kind == "f":
-            if len(t) and float(np.abs(t).max()) >= 2.0**53:
+        elif t is not None and t.dtype.kind == "f":
+            if len(t) and float(np.abs(t).max()) >= EXACT_FLOAT:
                 raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
             b["time"].append(t)
             b["timed"].append(np.ones(len(times), dtype=bool))
-        else:  # some records without a number there (or numbers beyond 64 bits)
-            if any(type(x) is int and not -(2**63) <= x < 2**63 for x in times):
-                raise Unusual("a time beyond 64 bits")
-            timed = [isinstance(x, (int, float)) for x in times]
-            b["time"].append(np.array([x if ok else 0 for x, ok in zip(times, timed, strict=True)],
-                                      dtype=np.float64))
+        else:  # some records without a time (or numbers beyond 64 bits): kept as floats
+            if any(x is not None and not -EXACT_FLOAT < x < EXACT_FLOAT for x in times):
+                raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
+            timed = [x is not None for x in times]
+            b["time"].append(np.array([0 if x is None else x for x in times], dtype=np.float64))
             b["timed"].append(np.array(timed, dtype=bool))
-        self.count += len(recs)
 
     def finish(self) -> _Range:
         arrays: dict[str, npt.NDArray[Any]] = {}
@@ -147,12 +159,19 @@ class _Range:
     value_types: set[type]
 
 
-def read_jsonl_table(path: str | Path, workers: int | None = None) -> OpTable:
+def read_jsonl_table(path: str | Path, workers: int | None = None, warnings: list[str] | None = None) -> OpTable:
     """Read and pair a history.jsonl; raises HistoryReadError or Unusual. A large file is
-    read in byte ranges by forked worker processes (one per core; `workers` overrides)."""
-    parts, _ = read_parts(Path(path), _Columns, workers=workers, block=BLOCK, serial_below=SERIAL_BELOW_BYTES)
+    read in byte ranges by forked worker processes (one per core; `workers` overrides). The
+    warning for a torn last line goes to `warnings` if given, else to the log."""
+    path = Path(path)
+    parts, torn = read_parts(path, _Columns, workers=workers, block=BLOCK, serial_below=SERIAL_BELOW_BYTES)
     with gc_paused():
-        return _pair(_merge(parts))
+        table = _pair(_merge(parts))
+    if torn is not None:
+        if not len(table):  # the record reader skips a torn line only after a client record
+            raise Unusual("a torn line with no operation before it")
+        warn(warnings, torn.warning(path))
+    return table
 
 
 def _merge(parts: list[Part[_Range]]) -> dict[str, Any]:
@@ -185,6 +204,8 @@ def _pair(cols: dict[str, Any]) -> OpTable:
     f_table: Interned = cols["f_table"]
     values: Interned = cols["value_table"]
     n_rec = len(proc)
+    if any(type(p) is not int and type(p) is not str for p in processes.objects):
+        raise Unusual("a process that is not an integer or a string")
     nemesis = processes.codes.get(NEMESIS, -1)
     if nemesis >= 0 and not isinstance(processes.objects[nemesis], str):
         raise Unusual("a process equal to 'nemesis' that is not the string")

@@ -3,18 +3,23 @@
 What the columnar readers share (`checkers.history_columns` for the linearizability checker,
 `checkers.opcolumns` for stats and the report): each block of lines is parsed by orjson with
 the cyclic garbage collector paused and handed to a `Sink`, which keeps what it needs as numpy
-columns and drops the records. A line that does not parse is fine only as the file's last
-non-blank one (a run killed mid-write); anything else is `Unusual`, and the caller reads the
-file record by record, which reports errors with their file and line.
+columns and drops the records. Read as the record-by-record reader reads it
+(`checkers.history.read_jsonl`): a regular file only (a FIFO would block), a UTF-8 BOM before
+the first line skipped, and a line that does not parse fine only as the file's last non-blank
+one, and only if it may be a torn write (`checkers.history_text.loads_line`: cut short, not
+written wrong; the caller says whether it may be skipped there). Anything else is `Unusual`,
+and the caller reads the file record by record, which reports errors with their file and line.
 """
 
 from __future__ import annotations
 
+import codecs
 import gc
-import json
 import logging
 import multiprocessing
 import os
+import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,9 +32,14 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from checkers.history_text import BadLine, loads_line
+
 log = logging.getLogger(__name__)
 
 Offsets = npt.NDArray[np.int64]
+#: Floats at least this large may be integers orjson rounded (beyond 64 bits), which the
+#: record reader keeps exact (or times a float does not hold exactly).
+EXACT_FLOAT = 2.0**53
 
 
 class Unusual(Exception):
@@ -64,6 +74,8 @@ class Interned:
         codes, objects = self.codes, self.objects
         for v in dict.fromkeys(col):  # TypeError if unhashable
             if v not in codes:
+                if type(v) is float and not -EXACT_FLOAT < v < EXACT_FLOAT:
+                    raise Unusual("a float beyond 2**53 (an integer orjson rounded?)")
                 codes[v] = len(objects)
                 objects.append(v)
         return np.fromiter(map(codes.__getitem__, col), dtype=np.int32, count=len(col))
@@ -91,6 +103,18 @@ class Sink(Protocol[P]):
         """What the range's records became (sent back from a worker process)."""
 
 
+@dataclass(frozen=True)
+class TornLine:
+    """A last line skipped as a torn write: its number and why it does not parse."""
+
+    line: int
+    reason: str
+
+    def warning(self, path: Path) -> str:
+        """The record reader's warning for it, word for word."""
+        return f"{path}:{self.line}: ignoring truncated last line ({self.reason})"
+
+
 @dataclass
 class Part(Generic[T]):
     """One byte range of the file: what its sink made of it, and its lines."""
@@ -104,14 +128,18 @@ class Part(Generic[T]):
 def read_parts(
     path: Path, sink: Callable[[], Sink[T]], *, workers: int | None, block: int, serial_below: int,
     offsets: bool = False,
-) -> tuple[list[Part[T]], int | None]:
-    """The file's ranges read into sinks, in file order, and the number of a torn last line
-    (skipped with a warning) if there is one. A file of `serial_below` bytes or more is read by
-    one forked process per core (`workers` overrides). Raises HistoryReadError or Unusual."""
+) -> tuple[list[Part[T]], TornLine | None]:
+    """The file's ranges read into sinks, in file order, and a torn last line if there is one
+    (left out; the caller warns, or refuses it where the record reader would). A file of
+    `serial_below` bytes or more is read by one forked process per core (`workers`
+    overrides). Raises HistoryReadError or Unusual."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise HistoryReadError(str(e)) from None
+    if not stat.S_ISREG(st.st_mode):  # (a FIFO would block the read)
+        raise HistoryReadError("not a regular file")
+    size = st.st_size
     if workers is None:
         workers = 1 if size < serial_below else os.cpu_count() or 1
     ranges = _line_ranges(path, size, workers) if workers > 1 else [(0, size)]
@@ -125,11 +153,12 @@ def read_parts(
         except (BrokenProcessPool, OSError) as e:  # no fork, or a worker died: once more here
             log.warning("%s: reader processes failed (%s); reading in this process", path, e)
             parts = [_read_range(path, 0, size, sink, block, offsets)]
-    return parts, _settle_torn(path, parts)
+    return parts, _settle_torn(parts)
 
 
-def _settle_torn(path: Path, parts: list[Part[Any]]) -> int | None:
-    """Only the file's last non-blank line may be torn, and only if json refuses it too."""
+def _settle_torn(parts: list[Part[Any]]) -> TornLine | None:
+    """Only the file's last non-blank line may be torn, and only if the record reader takes it
+    for a torn write too."""
     torn: tuple[int, bytes] | None = None
     lines = 0
     for part in parts:
@@ -142,12 +171,12 @@ def _settle_torn(path: Path, parts: list[Part[Any]]) -> int | None:
         return None
     n, line = torn
     try:
-        json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise Unusual("not UTF-8") from None
-    except json.JSONDecodeError as e:
-        log.warning("%s:%d: ignoring truncated last line (%s)", path, n, e.msg)
-        return n
+        loads_line(line)
+    except BadLine as e:
+        if not e.torn:  # written wrong, not cut short: an error the record reader reports
+            raise Unusual("a corrupt last line") from None
+        return TornLine(n, e.reason)
+    # json reads what orjson does not (a lone surrogate): let the record reader judge
     raise Unusual("orjson and json disagree on a line")
 
 
@@ -181,6 +210,10 @@ def _read_range(
         with fh:
             fh.seek(start)
             pos, carry = start, b""
+            if start == 0 and fh.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+                pos = len(codecs.BOM_UTF8)  # a UTF-8 BOM before the first line: not part of it
+            else:
+                fh.seek(start)
             while True:
                 try:
                     chunk = fh.read(min(block, end - pos)) if pos < end else b""
@@ -253,6 +286,21 @@ def _parse_lines(lines: list[bytes], first: int) -> tuple[list[Any], list[int], 
         except orjson.JSONDecodeError:
             torn = (first + n + 1, line)
     return recs, kept, torn
+
+
+#: A run of digits that may be an integer beyond 64 bits (orjson gives it as a float).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def loads_exact(line: bytes) -> Any:
+    """A line read again as the record reader parses it: by orjson, unless a long integer may
+    be in it (json keeps it exact where orjson rounds it to a float)."""
+    if _LONG_NUMBER.search(line) is None:
+        return orjson.loads(line)
+    try:
+        return loads_line(line)
+    except BadLine:  # (nested deeper than json goes: the first pass took orjson's)
+        return orjson.loads(line)
 
 
 #: Bytes read ahead when lines are read again from their offsets.

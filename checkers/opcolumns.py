@@ -7,10 +7,14 @@ does (an invocation never completed, or followed by another of its process, is `
 completion with no open invocation is `unmatched`). The records a reader wants in full (a
 report's sampled operations, the nemesis records) are parsed again from their lines.
 
-Strict (stats) and lenient (the report) as in `pair_ops`. Anything the columns do not take (a
-line that is not JSON before the last one, a record that is not an object, an unhashable
-process or f, a time that is not a number in strict mode) raises `Unusual`: the caller then
-reads the records as dicts, which also gives the errors with their file and line.
+Strict (stats) and lenient (the report) as in `pair_ops`. The file is read as the record
+reader (`checkers.rundata.read_records`) reads it (see `checkers.jsonl_blocks`): a torn last
+line is skipped only after a client record, and the records parsed again hold what json gives
+(an integer beyond 64 bits exact, not the float orjson rounds it to). Anything the columns do
+not take (a line that is not JSON before the last one, a corrupt last line, a record that is
+not an object, an unhashable process or f, a float process or f beyond 2**53, a time that is
+not a number in strict mode) raises `Unusual`: the caller then reads the records as dicts,
+which also gives the errors with their file and line.
 """
 
 from __future__ import annotations
@@ -26,7 +30,18 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from checkers.jsonl_blocks import Interned, Offsets, Part, Unusual, gc_paused, lines_at, read_parts
+from checkers.history_text import warn
+from checkers.jsonl_blocks import (
+    Interned,
+    Offsets,
+    Part,
+    TornLine,
+    Unusual,
+    gc_paused,
+    lines_at,
+    loads_exact,
+    read_parts,
+)
 from checkers.rundata import Op
 
 NEMESIS = "nemesis"
@@ -96,7 +111,7 @@ class RecordColumns:
             return
         if not rows or self.path is None:
             return
-        yield from map(orjson.loads, lines_at(self.path, self.offset[rows].tolist()))
+        yield from map(loads_exact, lines_at(self.path, self.offset[rows].tolist()))
 
     @classmethod
     def of_records(cls, records: Sequence[dict[str, Any]]) -> RecordColumns:
@@ -190,16 +205,24 @@ class _Sink:
         return arrays, self.process.objects, self.f.objects
 
 
-def read_record_columns(path: str | Path, workers: int | None = None) -> RecordColumns:
-    """Every record of a history.jsonl as columns; raises HistoryReadError or Unusual."""
+def read_record_columns(path: str | Path, workers: int | None = None, warnings: list[str] | None = None
+                        ) -> RecordColumns:
+    """Every record of a history.jsonl as columns; raises HistoryReadError or Unusual. The
+    warning for a torn last line goes to `warnings` if given, else to the log."""
     path = Path(path)
     parts, torn = read_parts(path, _Sink, workers=workers, block=BLOCK, serial_below=SERIAL_BELOW_BYTES,
                              offsets=True)
     with gc_paused():
-        return _merge(path, parts, torn)
+        rc = _merge(path, parts, torn)
+    if torn is not None:
+        nemesis = _code(rc.processes, NEMESIS)
+        if not bool((rc.process != nemesis).any()):  # (also no record at all)
+            raise Unusual("a torn line with no client record before it")  # the record reader refuses it
+        warn(warnings, torn.warning(path))
+    return rc
 
 
-def _merge(path: Path, parts: list[Part[Any]], torn: int | None) -> RecordColumns:
+def _merge(path: Path, parts: list[Part[Any]], torn: TornLine | None) -> RecordColumns:
     processes, fs = Interned(), Interned()
     columns: dict[str, list[npt.NDArray[Any]]] = {}
     for part in parts:
@@ -211,7 +234,7 @@ def _merge(path: Path, parts: list[Part[Any]], torn: int | None) -> RecordColumn
             columns.setdefault(name, []).append(arr)
     c = {name: np.concatenate(arrs) for name, arrs in columns.items()}
     return RecordColumns(c["process"], processes.objects, c["type"], c["f"], fs.objects, c["time"], c["plain"],
-                         c["offset"], path=path, torn_line=torn)
+                         c["offset"], path=path, torn_line=None if torn is None else torn.line)
 
 
 @dataclass
@@ -341,6 +364,7 @@ def _code(objects: list[Any], value: Any) -> int:
     return -1
 
 
-def read_op_columns(path: str | Path, *, strict: bool = False, workers: int | None = None) -> OpColumns:
+def read_op_columns(path: str | Path, *, strict: bool = False, workers: int | None = None,
+                    warnings: list[str] | None = None) -> OpColumns:
     """`pair_columns(read_record_columns(path))`."""
-    return pair_columns(read_record_columns(path, workers), strict=strict)
+    return pair_columns(read_record_columns(path, workers, warnings), strict=strict)

@@ -10,6 +10,7 @@ the others, and a run whose history nobody needs as dicts is never held as dicts
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers.history import COMPLETIONS, NEMESIS, HistoryError, Record, read_jsonl
+from checkers.history_text import BadLine, loads_line, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +69,15 @@ def _salvage(path: Path, notes: list[str]) -> list[Record]:
     records: list[Record] = []
     bad = first_bad = 0
     try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
+        with open_regular(path) as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
+                if n == 1:
+                    line = line.removeprefix(codecs.BOM_UTF8)
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
+                    rec = loads_line(line.decode("utf-8", errors="replace"))
+                except BadLine:
                     rec = None
                 if not isinstance(rec, dict):
                     bad += 1
@@ -83,6 +87,9 @@ def _salvage(path: Path, notes: list[str]) -> list[Record]:
                 records.append(rec)
     except OSError as e:
         notes.append(f"{path.name}: cannot read: {e.strerror or e}")
+        return records
+    except HistoryError as e:  # not a regular file
+        notes.append(f"{path.name}: {str(e).removeprefix(f'{path}: ')}")
         return records
     if bad:
         notes.append(f"{path.name}: {bad} malformed line(s) skipped, first at line {first_bad}")
@@ -106,9 +113,9 @@ def _torn_last_line(path: Path) -> int | None:
         if not body[start:]:
             return None
         try:
-            json.loads(body[start:])
+            loads_line(body[start:])
             return None
-        except ValueError:
+        except BadLine:
             pass
         fh.seek(0)
         return _count_newlines(fh, pos + start) + 1

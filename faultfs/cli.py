@@ -4,12 +4,13 @@
                             [--log FILE] [--debug]
     python -m faultfs ctl SOCKET COMMAND [ARG] [--wait SECONDS]
     python -m faultfs umount MOUNTPOINT
+    python -m faultfs alter FILE [--flip OFFSET:MASK]... [--truncate LENGTH] | --data-end
 
 `mount` serves in the foreground until unmounted or signalled (SIGTERM, SIGINT: exit 0); the mount
 is ready once the control socket answers (`ctl SOCKET status --wait 10`). If the process
 dies, even by SIGKILL, fusermount3 (auto_unmount) takes the mount down. `umount` detaches a
-mount (also one whose faultfs hangs) and is a no-op for a path that is not mounted. Errors are one line on
-stderr, exit status 1.
+mount (also one whose faultfs hangs) and is a no-op for a path that is not mounted. `alter` changes a file durably (bit flips or a cut, then fsync; faultfs.alter) and prints
+what changed as JSON. Errors are one line on stderr, exit status 1.
 """
 
 from __future__ import annotations
@@ -146,6 +147,20 @@ def cmd_umount(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alter(args: argparse.Namespace) -> int:
+    from faultfs.alter import AlterError, alter_file, data_end, parse_flip
+
+    try:
+        if args.data_end:
+            print(json.dumps({"size": Path(args.file).stat().st_size, "data_end": data_end(Path(args.file))}))
+            return 0
+        flips = [parse_flip(f) for f in args.flip]
+        print(json.dumps(alter_file(Path(args.file), flips, args.truncate)))
+    except (AlterError, OSError) as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m faultfs",
                                 description="Mount a faultfs over a backing directory, drive it, unmount it.")
@@ -169,6 +184,14 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("umount", help="detach a mount (lazily); no-op if not mounted")
     u.add_argument("mountpoint")
     u.set_defaults(func=cmd_umount)
+    a = sub.add_parser("alter", help="flip bits in or cut a file, durably (fsync); prints what changed")
+    a.add_argument("file")
+    a.add_argument("--flip", action="append", default=[], metavar="OFFSET:MASK",
+                   help="XOR MASK into the byte at OFFSET (repeatable)")
+    a.add_argument("--truncate", type=int, metavar="LENGTH", help="cut the file to LENGTH bytes")
+    a.add_argument("--data-end", action="store_true",
+                   help="change nothing: print the size and where the data ends before a zero-filled tail")
+    a.set_defaults(func=cmd_alter)
     return p
 
 

@@ -196,6 +196,11 @@ class ClockOperations(Protocol):
         """node's clock as its agent last set it; None before a node process applied any."""
         ...
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        """Copy node's clock log and what its agent applied into dest (`clock.log`,
+        `clock.applied`), when clock control is on; best effort, raises HarnessError."""
+        ...
+
 
 @runtime_checkable
 class LinkFaults(Protocol):
@@ -220,6 +225,46 @@ class LinkFaults(Protocol):
     def clear_link_conditions(self, owner: str | None = None) -> dict[str, Any]:
         """Remove `owner`'s conditions (everyone's if None). Returns what was undone: `links`
         ([src, dst] pairs) and what the conditions did meanwhile (counters), {} if nothing."""
+        ...
+
+
+@runtime_checkable
+class DataDirFaults(Protocol):
+    """Each node's durable data can live on a faultfs (docs/faultfs.md) that the provider
+    mounts on the node's host at setup, when the test asks for a disk fault: writes never
+    fsynced can be dropped (a power failure), writes can fail with ENOSPC, and files can be
+    changed durably while the node is down. Paths are paths on the node's host."""
+
+    def disk_refusal(self) -> str | None:
+        """Why disk faults cannot be made real here (one line: no root, no /dev/fuse, no
+        fusermount3, no libfuse 3), or None. Asked when the config is validated."""
+        ...
+
+    def disk_root(self, node: str) -> str | None:
+        """The node's faultfs mount point once setup mounted it; None when this run mounts
+        none. The DB keeps its durable data under it (harness.disk.data_root)."""
+        ...
+
+    def disk_control(self, node: str, command: str) -> dict[str, Any]:
+        """A faultfs control command on the node's mount (`lose-unsynced`, `sync-all`,
+        `disk-full on|off`, `status`); its answer. HarnessError naming the node if it fails."""
+        ...
+
+    def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
+        """The regular files below directory `under` (on the mount): (path relative to
+        `under`, size), sorted; [] if `under` does not exist."""
+        ...
+
+    def disk_data_end(self, node: str, path: str) -> int:
+        """Where file `path`'s data ends before a zero-filled tail (preallocated space)."""
+        ...
+
+    def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
+                   truncate: int | None = None) -> dict[str, Any]:
+        """Change file `path` (on the mount) and fsync it, so that the change is durable like
+        one on a real disk: XOR each (offset, mask) of `flips` into its byte, or cut the file
+        to `truncate` bytes. Returns what changed: `size`, and `changes` ([{offset, before,
+        after}] as hex bytes) or `truncated_to` and `bytes_removed`."""
         ...
 
 
@@ -385,6 +430,23 @@ class ReplicaCopies(Protocol):
     saying how it was read. `scratch` is a directory the DB may use."""
 
     def read_replicas(self, scratch: Path, timeout: float = 20.0) -> dict[str, dict[str, Any]]: ...
+
+
+@runtime_checkable
+class DataDirs(Protocol):
+    """Where a node keeps its durable data, and which files in it are which, so disk faults
+    can reach them. On a provider with DataDirFaults the data dir must lie under
+    `harness.disk.data_root(provider, node)` when that is not None (decided in setup)."""
+
+    def data_dir(self, node: str) -> str:
+        """The node's data directory on its host (after setup)."""
+        ...
+
+    def data_files(self) -> Mapping[str, str]:
+        """Kinds of file the corrupt fault may change (`wal`, `snapshot`, `blk`, ...) -> a
+        glob relative to the data dir (fnmatch: `*` also matches `/`). No I/O: asked when the
+        config is validated."""
+        ...
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from types import FrameType
 
 from nodes.bugs import UnknownBug
 from nodes.fdwait import FdEvent
-from nodes.options import ConfigError, build_parser, config_from_args
+from nodes.options import ConfigError, NodeConfig, build_parser, config_from_args
 
 log = logging.getLogger("nodes")
 
@@ -18,6 +18,20 @@ log = logging.getLogger("nodes")
 def _fail(msg: str) -> int:
     sys.stderr.write(f"raftkv: {msg}\n")
     return 2
+
+
+def _refuse_event(cfg: NodeConfig, reason: str) -> None:
+    """Tell the event log why this start was refused (the safety checker judges it: data
+    loss after a power failure, the right answer after the disk was corrupted)."""
+    from nodes.events import EventLog
+    from nodes.recovery import peek_boot
+
+    try:
+        events = EventLog(cfg.events, cfg.name, peek_boot(cfg.data_dir))
+        events.emit("refuse", reason=reason)
+        events.close()
+    except OSError as e:
+        log.error("could not record the refusal in %s: %s", cfg.events, e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from nodes.admin import AdminServer
     from nodes.clientserver import ClientServer
     from nodes.node import Node, NodeError
-    from nodes.recovery import RecoveryError
+    from nodes.recovery import DataDirBusy, RecoveryError
 
     # bind the client and admin addresses first: a busy port is a one-line error, before
     # anything touches the data dir
@@ -49,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{flag} {addr[0]}:{addr[1]}: {e.strerror or e}")
     try:
         node = Node(cfg)
+    except DataDirBusy as e:
+        return _fail(str(e))
     except RecoveryError as e:
+        _refuse_event(cfg, str(e))
         return _fail(f"{cfg.data_dir}: {e}")
     except NodeError as e:
         return _fail(str(e))

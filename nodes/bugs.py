@@ -22,6 +22,24 @@ NODE_BUGS: dict[str, str] = {
         "check-quorum on the window is short (until the old leader steps down), with "
         "--no-check-quorum it lasts the whole partition"
     ),
+    "ack-before-fsync": (
+        "a Ready's new entries are taken as durable before the WAL is fsynced (the fsync is "
+        "left to the next tick, as with a periodic sync interval): followers acknowledge "
+        "appends, and the leader commits, applies and answers clients, for entries that are "
+        "only in the page cache, so a power failure of a quorum loses acknowledged writes "
+        "(lost writes; durability: a boot recovers a commit index below the one it reported)"
+    ),
+    "snapshot-rename-before-fsync": (
+        "a snapshot file is renamed into place (and its directory fsynced) without fsyncing its "
+        "data first, trusting the rename to be atomic; the WAL then records the snapshot and "
+        "releases the entries it covers, so after a power failure the newest snapshot is empty "
+        "and the node cannot start (durability: it refuses its own data)"
+    ),
+    "skip-wal-crc": (
+        "WAL replay does not verify record checksums, so a record corrupted on disk is applied "
+        "instead of refused: the restarted node applies entries that differ from every other "
+        "replica's (state machine safety) or recovers a wrong hard state"
+    ),
 }
 
 # Bugs implemented in the Raft core (nodes.raft Config.bugs); the node passes them through.
@@ -70,6 +88,18 @@ class Bugs:
     @property
     def stale_read(self) -> bool:
         return "stale-read" in self.names
+
+    @property
+    def ack_before_fsync(self) -> bool:
+        return "ack-before-fsync" in self.names
+
+    @property
+    def snapshot_rename_before_fsync(self) -> bool:
+        return "snapshot-rename-before-fsync" in self.names
+
+    @property
+    def skip_wal_crc(self) -> bool:
+        return "skip-wal-crc" in self.names
 
     @property
     def core(self) -> frozenset[str]:

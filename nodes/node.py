@@ -27,6 +27,7 @@ from nodes import snap
 from nodes.early_send import split_messages
 from nodes.events import EventLog, digest, node_name
 from nodes.fdwait import FdEvent, join_within
+from nodes.fsutil import fsync_dir
 from nodes.kv import KVStore
 from nodes.options import NodeConfig
 from nodes.peerfilter import PeerFilter
@@ -56,7 +57,7 @@ from nodes.recovery import DiskState, lock_data_dir, next_boot, recover
 from nodes.snapwriter import SnapshotWriter
 from nodes.steadyclock import SteadyClock
 from nodes.transport import Transport
-from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot, fsync_dir
+from nodes.wal import SNAP_INSTALL, SNAP_LOCAL, WalSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class Node:
         self._lock_fd = lock_data_dir(cfg.data_dir)
         # recovery first: a boot counter on disk then proves that a WAL existed (recovery
         # refuses a data dir that ran before and lost its WAL)
-        disk: DiskState = recover(cfg.data_dir)
+        disk: DiskState = recover(cfg.data_dir, check_crc=not cfg.bugs.skip_wal_crc)
         self.boot = next_boot(cfg.data_dir)
         if disk.torn_bytes:
             log.warning("recovery: truncated a torn WAL tail of %d bytes", disk.torn_bytes)
@@ -171,6 +172,7 @@ class Node:
         self.commit = disk.hard_state.commit
         self.commit_durable = self.commit
         self._synced = False
+        self._wal_unsynced = False  # only with the seeded bug ack-before-fsync
         self.last_vote = (disk.hard_state.term, disk.hard_state.vote)
         self.quiesced = False
         # which peers and peer messages reach the RawNode (nodes/peerfilter.py)
@@ -197,7 +199,8 @@ class Node:
             raise NodeError(f"--listen {cfg.listen[0]}:{cfg.listen[1]}: {e.strerror or e}") from e
         self._thread = threading.Thread(target=self._loop, name="raft-loop", daemon=True)
         self.snap_writer = SnapshotWriter(
-            cfg.data_dir / "snap", lambda i, t, ok: self.post(_LocalSnapDone(i, t, ok))
+            cfg.data_dir / "snap", lambda i, t, ok: self.post(_LocalSnapDone(i, t, ok)),
+            sync_data=not cfg.bugs.snapshot_rename_before_fsync,
         )
         hs = disk.hard_state
         self.events.emit(
@@ -209,6 +212,7 @@ class Node:
             voters=[node_name(v) for v in disk.boot_conf.voters],
             learners=[node_name(v) for v in disk.boot_conf.learners],
             snapshot_index=disk.snapshot_index,
+            last_index=self.storage.last_index(),
         )
         log.info(
             "boot %d: term=%d vote=%d commit=%d snapshot=%d last=%d",
@@ -418,8 +422,13 @@ class Node:
         # fsynced before the loop stepped anything further): apply them, and answer their
         # clients, while this Ready's own entries are being fsynced, as etcd does
         applied_early = self._apply_durable(rd)
-        if must_sync:
+        if must_sync and self._fsync_deferred(hs):
+            # BUG ack-before-fsync: taken as durable now, fsynced at the next tick
+            self._wal_unsynced = True
+            self._synced = True
+        elif must_sync:
             self.wal.sync()
+            self._wal_unsynced = False
             self._synced = True
         else:
             self._synced = False
@@ -438,6 +447,14 @@ class Node:
         self.rn.advance(rd)
         if self.applied - self.snapshot_index >= self.cfg.snapshot_count and not self.snap_writer.busy:
             self.compact(keep=AUTO_COMPACT_KEEP, background=True)
+
+    def _fsync_deferred(self, hs: HardState) -> bool:
+        """The seeded bug ack-before-fsync skips the fsync of a Ready that only appends
+        entries or moves the commit index (a term or vote change is still fsynced)."""
+        if not self.cfg.bugs.ack_before_fsync:
+            return False
+        prev = self.rn.prev_hard_state
+        return hs.is_empty() or (hs.term, hs.vote) == (prev.term, prev.vote)
 
     def _apply_durable(self, rd: Ready) -> int:
         """Apply the committed entries of rd that an earlier Ready made durable; how many.
@@ -505,6 +522,9 @@ class Node:
     def _sync_commit(self) -> None:
         """Commit-only hard states are not fsynced at once (as in etcd); sync them per tick
         so the commit event still follows promptly when there is nothing else to sync."""
+        if self._wal_unsynced:  # the seeded bug ack-before-fsync syncs here, a tick late
+            self.wal.sync()
+            self._wal_unsynced = False
         if self.commit > self.commit_durable:
             self.wal.sync()
             self._commit_event()
@@ -519,6 +539,7 @@ class Node:
                 md.index, md.term, md.conf_state.voters, md.conf_state.learners, s.data,
                 dict(self.peer_filter.removed),
             ),
+            sync_data=not self.cfg.bugs.snapshot_rename_before_fsync,
         )
         self.wal.save_snapshot(WalSnapshot(md.index, md.term, SNAP_INSTALL))
         self.storage.apply_snapshot(s)
@@ -609,7 +630,7 @@ class Node:
         if background:
             self.snap_writer.submit(sf)
         else:
-            snap.save(self.cfg.data_dir / "snap", sf)
+            snap.save(self.cfg.data_dir / "snap", sf, sync_data=not self.cfg.bugs.snapshot_rename_before_fsync)
         self.snapshot_index = idx
         upto = idx - keep
         if upto >= self.storage.first_index():

@@ -6,11 +6,13 @@ import argparse
 import os
 import re
 import stat
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from nodes.bugs import ALL_BUGS, Bugs
+from nodes.fsutil import mkdir_durable
 from nodes.protocol import READ_MODES
 
 NAME = re.compile(r"^n([1-9][0-9]*)$")
@@ -86,6 +88,13 @@ def parse_peers(text: str) -> dict[int, tuple[str, int]]:
     return peers
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text at spaces only, so a bug name like vote-not-durable stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (no usage block), exit status 2."""
 
@@ -96,6 +105,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m nodes",
+        formatter_class=_HelpFormatter,
         description="raftkv: one node of a Raft key-value store (logs on stderr, nothing on stdout).",
     )
     p.add_argument("--id", required=True, help="this node's name, nK (Raft id K)")
@@ -189,7 +199,7 @@ def read_token(path: Path) -> bytes:
 
 def check_data_dir(path: Path) -> None:
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(path)  # a power failure must not take a new data dir away
     except OSError as e:
         raise ConfigError(f"--data-dir {path}: cannot create ({e.strerror})") from e
     if not path.is_dir():

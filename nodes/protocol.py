@@ -148,4 +148,8 @@ def decode_command(data: bytes) -> dict[str, Any]:
     body = loads(data, "log entry")
     if not isinstance(body, dict) or body.get("op") not in ("put", "cas", "delete"):
         raise ProtocolError(f"log entry is not a write command: {data[:80]!r}")
+    if not isinstance(body.get("key"), str):
+        # every replica skips it alike; applying it would crash the node loop (found by the
+        # corrupt fault with skip-wal-crc: a flipped bit turned "key" into "cey")
+        raise ProtocolError(f"log entry has no string key: {data[:80]!r}")
     return body

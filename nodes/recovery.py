@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodes import snap
+from nodes.fsutil import fsync_dir
 from nodes.raft import (
     ConfChangeType,
     ConfState,
@@ -24,13 +25,17 @@ from nodes.raft import (
     SnapshotMetadata,
     codec,
 )
-from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, fsync_dir, list_segments
+from nodes.wal import WAL, Recovered, WalCorrupt, WalEntry, list_segments
 
 log = logging.getLogger(__name__)
 
 
 class RecoveryError(Exception):
     """The data directory cannot be trusted (corruption before the tail, missing snapshot)."""
+
+
+class DataDirBusy(RecoveryError):
+    """Another raftkv process holds the data directory: nothing is wrong with the data."""
 
 
 @dataclass
@@ -56,8 +61,17 @@ def lock_data_dir(data_dir: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         os.close(fd)
-        raise RecoveryError(f"{data_dir} is in use by another raftkv process") from e
+        raise DataDirBusy(f"{data_dir} is in use by another raftkv process") from e
     return fd
+
+
+def peek_boot(data_dir: Path) -> int:
+    """The number the next boot will have (for a start that is refused before it counts)."""
+    try:
+        text = (data_dir / "boot").read_text().strip()
+    except OSError:
+        return 1
+    return int(text) + 1 if text.isdigit() else 1
 
 
 def next_boot(data_dir: Path) -> int:
@@ -148,9 +162,10 @@ def _check_wal_exists(data_dir: Path) -> None:
         raise RecoveryError(f"{data_dir / 'snap'} has a snapshot but {wal_dir} holds no log: {LOST}")
 
 
-def recover(data_dir: Path) -> DiskState:
+def recover(data_dir: Path, check_crc: bool = True) -> DiskState:
+    """check_crc=False is the seeded bug skip-wal-crc (nodes/bugs.py)."""
     _check_wal_exists(data_dir)
-    wal = WAL(data_dir / "wal")
+    wal = WAL(data_dir / "wal", check_crc=check_crc)
     try:
         rec = wal.open()
     except WalCorrupt as e:

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodes.wal import fsync_dir
+from nodes.fsutil import fsync_dir, mkdir_durable
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,10 @@ def checksum(s: SnapshotFile) -> int:
     return zlib.crc32(s.data, zlib.crc32(meta.encode() + b"\n"))
 
 
-def save(snap_dir: Path, s: SnapshotFile) -> Path:
-    snap_dir.mkdir(parents=True, exist_ok=True)
+def save(snap_dir: Path, s: SnapshotFile, sync_data: bool = True) -> Path:
+    """Write s durably under its final name. sync_data=False is the seeded bug
+    snapshot-rename-before-fsync (nodes/bugs.py): renamed into place, data never fsynced."""
+    mkdir_durable(snap_dir)  # the first snapshot makes snap/: durable before the WAL names it
     text = s.data.decode()
     body = {
         "format": FORMAT,
@@ -74,7 +76,8 @@ def save(snap_dir: Path, s: SnapshotFile) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(body).encode())
-        os.fsync(fd)
+        if sync_data:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, final)

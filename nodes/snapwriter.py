@@ -26,8 +26,9 @@ Done = Callable[[int, int, bool], None]
 
 
 class SnapshotWriter:
-    def __init__(self, snap_dir: Path, on_done: Done) -> None:
+    def __init__(self, snap_dir: Path, on_done: Done, sync_data: bool = True) -> None:
         self.snap_dir = snap_dir
+        self.sync_data = sync_data  # False only for the seeded bug snapshot-rename-before-fsync
         self.on_done = on_done
         self.busy = False  # a file is being written (set here, cleared by the node loop)
         self.pending_index = 0  # index of the file being written
@@ -55,7 +56,7 @@ class SnapshotWriter:
             if sf is None:
                 return
             try:
-                snap.save(self.snap_dir, sf)
+                snap.save(self.snap_dir, sf, sync_data=self.sync_data)
             except OSError as e:
                 log.error("snapshot %d: writing %s failed: %s", sf.index, self.snap_dir, e)
                 self.on_done(sf.index, sf.term, False)

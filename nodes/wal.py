@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from nodes.fsutil import fsync_dir, mkdir_durable
+
 log = logging.getLogger(__name__)
 
 REC_HARD_STATE = 1
@@ -129,14 +131,6 @@ def list_segments(wal_dir: Path) -> list[Path]:
     return sorted(segs, key=_segment_seq)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class _Replay:
     """Accumulates records in log order; applies overwrite and snapshot semantics."""
@@ -181,8 +175,9 @@ class _Replay:
         ents.append(e)
 
 
-def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
-    """Replay one segment; returns the number of torn bytes cut from its tail (last only)."""
+def _replay_segment(path: Path, replay: _Replay, last: bool, check_crc: bool = True) -> int:
+    """Replay one segment; returns the number of torn bytes cut from its tail (last only).
+    check_crc=False is the seeded bug skip-wal-crc (nodes/bugs.py)."""
     data = path.read_bytes()
     off = 0
     size = len(data)
@@ -204,7 +199,7 @@ def _replay_segment(path: Path, replay: _Replay, last: bool) -> int:
             return _torn(path, off, size, last, "record runs past end of file")
         payload = data[off + HEADER.size : end]
         head = struct.pack("<IB", length, rtype)
-        if zlib.crc32(payload, zlib.crc32(head)) != crc:
+        if check_crc and zlib.crc32(payload, zlib.crc32(head)) != crc:
             zeroed = written < end < size or _has_zero_sector(data, off, end)
             if zeroed and not _valid_record_after(data, off, written):
                 return _torn(path, off, size, last, "checksum mismatch in a zero-filled record")
@@ -274,9 +269,10 @@ def check_sequence(segs: list[Path]) -> None:
 class WAL:
     """Append-only log owned by the node loop thread (not thread-safe by design)."""
 
-    def __init__(self, wal_dir: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, wal_dir: Path, segment_bytes: int = SEGMENT_BYTES, check_crc: bool = True) -> None:
         self.dir = wal_dir
         self.segment_bytes = segment_bytes
+        self.check_crc = check_crc  # False only for the seeded bug skip-wal-crc
         self.fsyncs = 0
         self._seg_max: dict[int, int] = {}  # segment seq -> highest entry index written in it
         self._fd = -1
@@ -287,14 +283,15 @@ class WAL:
 
     def open(self) -> Recovered:
         """Replay every segment, truncate a torn tail, and open the last one for appends."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # wal/ itself must be durable before anything in it is: fsync its parent too
+        mkdir_durable(self.dir)
         segs = list_segments(self.dir)
         check_sequence(segs)
         replay = _Replay()
         torn = 0
         for i, p in enumerate(segs):
             replay.max_index = 0
-            torn += _replay_segment(p, replay, last=i == len(segs) - 1)
+            torn += _replay_segment(p, replay, last=i == len(segs) - 1, check_crc=self.check_crc)
             self._seg_max[_segment_seq(p)] = replay.max_index
         rec = replay.rec
         rec.torn_bytes = torn

@@ -7,8 +7,9 @@ one boot change nothing but the time of the last one, so only the first and last
 stretch are kept; every other event is kept. The file is read as columns (type, ts, boot and
 where each line starts) and only the kept lines are parsed again.
 
-Anything unusual (a bad line before the last one, a record that is not an object, an
-unhashable boot) is read the tolerant way, as before (`checkers.rundata.read_records`).
+Anything unusual (a bad line before the last one, a torn last line with no event before it, a
+record that is not an object, an unhashable boot) is read the tolerant way, as before
+(`checkers.rundata.read_records`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
 from checkers.history import Record
+from checkers.history_text import warn
 from checkers.jsonl_blocks import (
     HistoryReadError,
     Interned,
@@ -31,6 +32,7 @@ from checkers.jsonl_blocks import (
     Unusual,
     gc_paused,
     lines_at,
+    loads_exact,
     read_parts,
 )
 from checkers.rundata import read_records, torn_note
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 BULK = frozenset({"apply", "commit"})
 BLOCK = 1 << 23
 SERIAL_BELOW_BYTES = 64 << 20
+#: The clock record beside a node's events in a run with clock faults (`reports.clocks`).
+CLOCK_APPLIED = "clock.applied"
 
 
 class _Sink:
@@ -81,19 +85,26 @@ class _Sink:
 def read_node_events(path: Path, problems: list[str]) -> list[Record]:
     """The node's events in file order, less the applies and commits inside a stretch of
     them; a file that is not plain is read tolerantly, whole, and what was skipped is noted in
-    `problems` as `read_records` notes it."""
+    `problems` as `read_records` notes it. A node with a clock record (`CLOCK_APPLIED`) has
+    every event: its readings are put on true time in the order it wrote them, where one left
+    out could move the next (`reports.clocks.ClockMap`)."""
+    if (path.parent / CLOCK_APPLIED).is_file():
+        return read_records(path, tolerant=True, problems=problems)
     try:
         parts, torn = read_parts(path, _Sink, workers=1, block=BLOCK, serial_below=SERIAL_BELOW_BYTES, offsets=True)
     except (Unusual, HistoryReadError) as e:
         log.debug("%s: reading every event (%s)", path, e)
         return read_records(path, tolerant=True, problems=problems)
     if torn is not None:
-        problems.append(torn_note(path, torn))
+        if not any(part.records for part in parts):  # as the record reader: not torn without a record before
+            return read_records(path, tolerant=True, problems=problems)
+        warn(None, torn.warning(path))
+        problems.append(torn_note(path, torn.line))
     with gc_paused():
         rows, offsets = _kept(parts)
         if not len(rows):
             return []
-        return list(map(orjson.loads, lines_at(path, offsets[rows].tolist())))
+        return list(map(loads_exact, lines_at(path, offsets[rows].tolist())))
 
 
 def _kept(parts: list[Part[Any]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:

@@ -1,9 +1,11 @@
 """The Raft timeline: each node's role and term over time, restarts, membership changes,
-leader changes and safety violations, as an inline SVG.
+leader changes, term changes (so extra elections show) and safety violations, as an inline SVG.
 
 Segments come from the raft-safety checker's `timeline` when present, else from the nodes'
 role/boot events. Times are wall-clock seconds (the events' `ts`); the axis is relative to
-the earliest of them.
+the earliest of them. A node stamps its events with its own clock: under clock faults those
+readings are mapped back to true time with the node's clock record (reports.clocks.ClockMap)
+before they are drawn.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checkers.result import CheckResult
+from reports.clocks import ClockMap
 from reports.ops import compact
 from reports.svg import esc, line, rect, text
 
@@ -21,6 +24,8 @@ ROW_H = 26
 TOP = 22
 #: above this many segments per node, adjacent segments of the same role are merged
 MAX_SEGMENTS_PER_NODE = 4000
+#: term changes marked per node at most (their count is still in the per-node table)
+MAX_TERM_MARKS_PER_NODE = 2000
 
 
 @dataclass
@@ -36,8 +41,21 @@ class Segment:
 class Mark:
     ts: float
     node: str
-    kind: str  # boot | conf | violation
+    kind: str  # boot | conf | term-up
     title: str
+
+
+@dataclass
+class NodeElections:
+    """How much electing one node saw: what makes extra elections visible at a glance."""
+
+    node: str
+    first_term: Any
+    last_term: Any
+    term_changes: int  # times its term went up
+    pre_campaigns: int  # pre-candidate segments
+    campaigns: int  # candidate segments
+    led_terms: int  # terms it led
 
 
 @dataclass
@@ -47,6 +65,9 @@ class RaftTimeline:
     leaders: list[tuple[float, str, Any]] = field(default_factory=list)  # (rel ts, node, term)
     conf_changes: list[tuple[float, str, str]] = field(default_factory=list)  # (rel ts, node, what)
     violations: list[dict[str, Any]] = field(default_factory=list)
+    elections: list[NodeElections] = field(default_factory=list)
+    #: nodes whose own clock readings were mapped back to true time
+    true_time: list[str] = field(default_factory=list)
 
 
 def _num(x: Any) -> float | None:
@@ -133,18 +154,85 @@ def marks_from_events(events: dict[str, list[dict[str, Any]]]) -> list[Mark]:
     return marks
 
 
+def events_on_true_time(events: dict[str, list[dict[str, Any]]],
+                        maps: dict[str, ClockMap]) -> dict[str, list[dict[str, Any]]]:
+    """Each node's events with `ts` mapped from its own clock to true time (file order)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for node, evs in events.items():
+        cm = maps.get(node)
+        timed = [e for e in evs if _num(e.get("ts")) is not None]
+        if cm is None or not timed:
+            out[node] = evs
+            continue
+        true = iter(cm.true_times(float(e["ts"]) for e in timed))
+        out[node] = [{**e, "ts": next(true)} if _num(e.get("ts")) is not None else e for e in evs]
+    return out
+
+
+def _segments_on_true_time(segs: dict[str, list[Segment]], maps: dict[str, ClockMap]) -> None:
+    for node, ss in segs.items():
+        cm = maps.get(node)
+        if cm is None or not ss:
+            continue
+        flat = cm.true_times(t for s in ss for t in (s.start, s.end))
+        for i, s in enumerate(ss):
+            s.start, s.end = flat[2 * i], max(flat[2 * i], flat[2 * i + 1])
+
+
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def term_changes(segs: dict[str, list[Segment]]) -> tuple[list[Mark], list[NodeElections]]:
+    """A mark where a node's term goes up, and per node how much electing it saw."""
+    marks: list[Mark] = []
+    stats: list[NodeElections] = []
+    for node in sorted(segs, key=_node_order):
+        prev: int | None = None
+        first: int | None = None
+        changes = pre = camp = led = 0
+        led_term: int | None = None
+        for s in segs[node]:
+            term = _int(s.term)
+            if s.role == "pre-candidate":
+                pre += 1
+            elif s.role == "candidate":
+                camp += 1
+            elif s.role == "leader" and term is not None and term != led_term:
+                led += 1
+                led_term = term
+            if term is None:
+                continue
+            first = term if first is None else first
+            if prev is not None and term > prev:
+                changes += 1
+                if changes <= MAX_TERM_MARKS_PER_NODE:
+                    marks.append(Mark(s.start, node, "term-up", f"{node}: term {prev} → {term} ({s.role})"))
+            prev = term if prev is None else max(prev, term)
+        stats.append(NodeElections(node, first, prev, changes, pre, camp, led))
+    return marks, stats
+
+
 def build(raft_result: CheckResult | None, events: dict[str, list[dict[str, Any]]],
-          faults_wall: list[tuple[float, float, str]]) -> RaftTimeline | None:
-    """None when there is neither a checker timeline nor any node event."""
+          faults_wall: list[tuple[float, float, str]],
+          clock_maps: dict[str, ClockMap] | None = None) -> RaftTimeline | None:
+    """None when there is neither a checker timeline nor any node event. `clock_maps` (from
+    the nodes' clock records) put the readings of nodes under clock faults on true time."""
+    maps = clock_maps or {}
+    if maps:
+        events = events_on_true_time(events, maps)
     timeline = raft_result.details.get("timeline") if raft_result is not None else None
     if isinstance(timeline, dict) and timeline:
         segs, source = segments_from_results(timeline), "raft-safety timeline"
+        _segments_on_true_time(segs, maps)
     elif events:
         segs, source = segments_from_events(events), "node events"
     else:
         return None
     segs = {n: _merge(s) for n, s in segs.items()}
     marks = marks_from_events(events)
+    term_marks, elections = term_changes(segs)
+    marks += term_marks
     if not any(m.kind == "boot" for m in marks):
         # no events: a new boot number in the checker timeline is a restart
         for node, ss in segs.items():
@@ -154,6 +242,8 @@ def build(raft_result: CheckResult | None, events: dict[str, list[dict[str, Any]
                     marks.append(Mark(s.start, node, "boot", f"{node} boot {s.boot}"))
                 prev = s.boot
     violations = raft_result.violations() if raft_result is not None else []
+    if maps:
+        violations = [_violation_on_true_time(v, maps) for v in violations]
     nodes = sorted(set(segs) | set(events), key=_node_order)
     all_ts = [s.start for ss in segs.values() for s in ss] + [s.end for ss in segs.values() for s in ss]
     all_ts += [m.ts for m in marks] + [float(v["ts"]) for v in violations if _num(v.get("ts")) is not None]
@@ -161,7 +251,7 @@ def build(raft_result: CheckResult | None, events: dict[str, list[dict[str, Any]
         return None
     t0, t1 = min(all_ts), max(all_ts)
     span = max(t1 - t0, 1e-3)
-    rt = RaftTimeline(source=source, svg="")
+    rt = RaftTimeline(source=source, svg="", elections=elections, true_time=sorted(maps, key=_node_order))
     for node in nodes:
         prev_leader: Segment | None = None
         for s in segs.get(node, []):
@@ -175,6 +265,14 @@ def build(raft_result: CheckResult | None, events: dict[str, list[dict[str, Any]
         rt.violations.append({**v, "rel": None if ts is None else ts - t0})
     rt.svg = _draw(nodes, segs, marks, rt.violations, t0, span, faults_wall)
     return rt
+
+
+def _violation_on_true_time(v: dict[str, Any], maps: dict[str, ClockMap]) -> dict[str, Any]:
+    ts = _num(v.get("ts"))
+    owner = next((n for n in v.get("nodes") or [] if n in maps), None)
+    if ts is None or owner is None:
+        return v
+    return {**v, "ts": maps[owner].true_time(ts)}
 
 
 def _node_order(name: str) -> tuple[int, str]:
@@ -224,7 +322,12 @@ def _draw(nodes: list[str], segs: dict[str, list[Segment]], marks: list[Mark], v
         if m.node not in row:
             continue
         y = TOP + row[m.node] * ROW_H
-        shape = f"M0,{y + 2:.1f} l5,0 l-5,8 z" if m.kind == "boot" else f"M0,{y + ROW_H - 10:.1f} l4,4 l-4,4 l-4,-4 z"
+        if m.kind == "boot":
+            shape = f"M0,{y + 2:.1f} l5,0 l-5,8 z"
+        elif m.kind == "term-up":  # a notch under the bar: the node's term went up here
+            shape = f"M0,{y + ROW_H - 5:.1f} l-3,5 l6,0 z"
+        else:
+            shape = f"M0,{y + ROW_H - 10:.1f} l4,4 l-4,4 l-4,-4 z"
         parts.append(f'<path d="{shape}" transform="translate({x(m.ts):.1f},0)" class="rf-{m.kind}"{_at(m.ts - t0)}>'
                      f"<title>{esc(m.title)}</title></path>")
     for i, v in enumerate(violations):

@@ -13,7 +13,7 @@ import numpy as np
 
 from checkers.opcolumns import OpColumns
 from checkers.result import CheckResult
-from reports import counterexample, plots, raft
+from reports import clocks, counterexample, plots, raft
 from reports.ops import Mark, fault_intervals
 from reports.rundata import RunData, load_run
 from reports.summary import parse_start, summarize
@@ -54,6 +54,27 @@ def _plots(ops: OpColumns, faults: list[Any], marks: list[Mark]) -> PlotImages:
             log.warning("%s plot failed: %s", name, exc)
             notes[name] = f"The {name} plot failed: {exc}"
     return PlotImages(images["latency"], images["throughput"], notes["latency"], notes["throughput"])
+
+
+@dataclass
+class ClockPanel:
+    image: str | None
+    note: str
+    rows: list[tuple[str, float, float, float, float, int]]
+
+
+def _clock_panel(run: RunData, faults: list[Any]) -> ClockPanel | None:
+    """Each node's clock over time, for a run with clock faults (None otherwise)."""
+    cs = clocks.series(run.nemesis, end_ns=run.ops.end_time())  # (clock records are nemesis ops)
+    if not cs:
+        return None
+    nodes = [str(n) for n in run.test.get("nodes") or []]
+    try:
+        image, note = clocks.clock_plot(cs, faults, nodes), ""
+    except (ValueError, TypeError, OverflowError) as exc:
+        log.warning("clock plot failed: %s", exc)
+        image, note = None, f"The clock plot failed: {exc}"
+    return ClockPanel(image, note, clocks.summary(cs, nodes))
 
 
 def _checker(run: RunData, name: str) -> CheckResult | None:
@@ -124,6 +145,29 @@ def _sample(ops: OpColumns, cx_rows: list[int], anomaly_times: list[int]) -> Sam
     return sample_rows(len(ops), cx_rows + at, MAX_TIMELINE_OPS, tuple(reasons))
 
 
+#: Lost writes marked on the time axes at most (the lost-writes section lists them all).
+MAX_LOST_MARKS = 50
+
+
+def _lost_writes(entry: CheckResult | None) -> list[dict[str, Any]]:
+    """The lost-writes checker's findings, when it found any: per key, the final read that
+    misses acknowledged writes, and those writes."""
+    lost = None if entry is None else entry.details.get("lost")
+    if entry is None or entry.valid is not False or not isinstance(lost, list):
+        return []
+    return [x for x in lost if isinstance(x, dict)]
+
+
+def _lost_marks(lost: list[dict[str, Any]]) -> list[Mark]:
+    """Each lost write at the moment it was acknowledged."""
+    marks: list[Mark] = []
+    for x in lost:
+        for op in x.get("lost_ops") or []:
+            if isinstance(op, dict) and isinstance(op.get("acked"), int) and len(marks) < MAX_LOST_MARKS:
+                marks.append(Mark(op["acked"], f"✗ lost write {x.get('key')}={op.get('value')} (acknowledged here)"))
+    return marks
+
+
 def _checker_notes(run: RunData, linked: set[str]) -> dict[str, str]:
     """One line per checker that is not plainly valid, saying why (`CheckResult.message`),
     unless the banner already links its evidence (`linked`: a drawn counterexample, Raft
@@ -174,12 +218,19 @@ def render_run(run_dir: Path) -> Path:
         cx = counterexample.build(lin_cx, str(lin.details.get("model") or "?"))
         marks = _anomaly_marks(lin_cx)
         cx_rows = _counterexample_rows(ops, lin_cx)
+    lost_entry = _checker(run, "lost-writes")
+    lost = _lost_writes(lost_entry)
+    marks += _lost_marks(lost)
     start_wall = parse_start(run.test.get("start_time") or run.test.get("started_at") or run.test.get("start_wall"))
     faults_wall = []
     if start_wall is not None:
         base = start_wall.timestamp()
         faults_wall = [(base + f.start / 1e9, base + f.end / 1e9, f.name) for f in faults]
-    raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall)
+    clock_maps = clocks.clock_maps(run_dir, run.problems)
+    raft_tl = raft.build(_checker(run, "raft-safety"), run.events, faults_wall, clock_maps)
+    clock_panel = _clock_panel(run, faults)
+    # the timeline samples a long run: what is in flight at each anomaly (linearizability,
+    # a lost write acknowledged, a Raft violation) is always drawn
     anomaly_times = [m.time for m in marks]
     if start_wall is not None and raft_tl is not None:
         base = start_wall.timestamp()
@@ -211,7 +262,10 @@ def render_run(run_dir: Path) -> Path:
         plots=_plots(ops, faults, marks),
         cx=cx,
         cx_line=counterexample.describe(cx) if cx else "",
+        lost=lost,
+        lost_line=(lost_entry.message() or "") if lost_entry is not None else "",
         raft=raft_tl,
+        clock=clock_panel,
         faults_aligned=bool(faults_wall),
         checker_json=_checker_json(run),
         notes=_checker_notes(run, linked),

@@ -74,6 +74,15 @@ class OpStream:
             op["key"] = key
         return op
 
+    def written_keys(self, limit: int = 1000) -> list[str]:
+        """Every key a write or cas was generated for, oldest first; the newest `limit` when
+        there are more (what the final reads look at: an acknowledged write to a key of an
+        earlier group must still be there too)."""
+        if not self.keyed:
+            return ["r"]
+        keys = list(self._next_value)  # dicts keep insertion order: first write first
+        return keys[-limit:] if limit > 0 else keys
+
     def active_keys(self) -> list[str]:
         """Keys of the current group (what the final reads look at)."""
         if not self.keyed:
@@ -91,6 +100,8 @@ class Stream(Protocol):
 
     def active_keys(self) -> list[str]: ...
 
+    def written_keys(self, limit: int = 1000) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -100,6 +111,7 @@ class Workload:
     make: Callable[[int, Mapping[str, Any]], Stream]
     #: the checker that judges its client ops: "linearizability" (with `model`) or "log"
     checker: str = "linearizability"
-    #: what the final reads read: "keys" (each active key through every node) or "replicas"
+    #: what the final reads read: "keys" (each key written, the newest 1000 at most, through
+    #: every node) or "replicas"
     #: (every replica's own copy of the log, see checkers.queue)
     final_reads: str = "keys"

@@ -24,6 +24,9 @@ class LogStream:
     def active_keys(self) -> list[str]:
         return []
 
+    def written_keys(self, limit: int = 1000) -> list[str]:
+        return []  # no keys: its final reads are each replica's copy
+
 
 def make(seed: int, opts: Mapping[str, Any]) -> LogStream:
     return LogStream()

@@ -5,6 +5,7 @@ here: it needs `checkers.history`, which needs this package's operation type).
 """
 
 from checkers.linear.check import check, prepare
+from checkers.linear.inputs import OperationError
 from checkers.linear.model import Model, State
 from checkers.linear.models import (
     KV,
@@ -31,6 +32,7 @@ __all__ = [
     "MultiRegister",
     "Mutex",
     "Operation",
+    "OperationError",
     "PartitionResult",
     "PorcupineKV",
     "Register",

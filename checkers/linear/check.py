@@ -10,6 +10,7 @@ from typing import Any
 
 from checkers.linear import jit, registers, zones
 from checkers.linear.frontier import FrontierSearch
+from checkers.linear.inputs import validate
 from checkers.linear.model import Model
 from checkers.linear.models import CasRegister
 from checkers.linear.operation import UNKNOWN, Operation
@@ -66,6 +67,7 @@ def check(
     """Is `history` linearizable with respect to `model`?
 
     `history` is a list of operations or an `OpTable` (a long history read as columns).
+    An operation the model cannot take raises `inputs.OperationError` before any search.
     Partitions are searched in turns (as porcupine runs them in parallel), so one that is
     quick to refute is not stuck behind one that is slow to confirm; with `stop_early` the
     first refutation ends the check and the unfinished partitions are reported "unknown".
@@ -79,6 +81,9 @@ def check(
     counts. Each search has its own `max_configs` budget.
     """
     started = time.monotonic()
+    if not isinstance(history, OpTable):
+        history = list(history)
+    validate(model, history)
     run = _Check(model, _partitions(model, history, shortcuts),
                  None if timeout is None else started + timeout, max_configs, shortcuts, engines_both)
     run.start()

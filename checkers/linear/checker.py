@@ -1,9 +1,15 @@
-"""Linearizability as a `Checker` of a stored run: its history.jsonl against a model."""
+"""Linearizability as a `Checker` of a stored run: its history.jsonl against a model.
+
+A history that cannot be read, one with no client operations and one with an operation the
+model cannot take get "unknown" with the reason, as `faultline check` refuses them (exit 3):
+never a verdict about nothing.
+"""
 
 from __future__ import annotations
 
-from checkers.history import HistoryError, ops_from_records, read_table
+from checkers.history import HistoryError, invocation_where, ops_from_records, read_table
 from checkers.linear.check import check
+from checkers.linear.inputs import OperationError
 from checkers.linear.model import Model
 from checkers.linear.operation import Operation
 from checkers.linear.registry import make_model
@@ -28,8 +34,18 @@ class LinearizabilityChecker:
         try:
             history = _history(run)
         except HistoryError as e:
-            return CheckResult(self.name, UNKNOWN, {"error": f"history.jsonl: {e}"})
-        return check(self.model, history, timeout=self.timeout).to_check_result(self.name)
+            return self._unknown(str(e))
+        if not len(history):
+            return self._unknown(f"{run.history_path}: no client operations")
+        try:
+            result = check(self.model, history, timeout=self.timeout)
+        except OperationError as e:
+            where = invocation_where(run.history_path, "jsonl", e.op) if run.history_path.exists() else "history.jsonl"
+            return self._unknown(f"{where}: {e}")
+        return result.to_check_result(self.name)
+
+    def _unknown(self, why: str) -> CheckResult:
+        return CheckResult(self.name, UNKNOWN, {"error": why})
 
 
 def _history(run: StoredRun) -> OpTable | list[Operation]:

@@ -20,6 +20,22 @@ class Model:
     """
 
     name: str = "model"
+    #: The functions the model steps; an operation with another is bad input (None: any).
+    functions: frozenset[str] | None = None
+    #: Functions whose inputs the model constrains: `bad_input` judges each distinct one.
+    checked_inputs: frozenset[str] = frozenset()
+    #: Functions whose observed outputs the model constrains (`bad_output`).
+    checked_outputs: frozenset[str] = frozenset()
+
+    def bad_input(self, input: Input) -> str | None:
+        """Why the model cannot take this input (f in `checked_inputs`), or None. Judge the
+        value and the key each on its own: a long history's are checked once per distinct
+        value and once per distinct key, not per pair."""
+        return None
+
+    def bad_output(self, f: str, output: Any) -> str | None:
+        """Why the model cannot take this observed output (f in `checked_outputs`), or None."""
+        return None
 
     def init(self) -> State:
         raise NotImplementedError

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from checkers.linear.model import Model, State
-from checkers.linear.operation import UNKNOWN, Input, Operation
+from checkers.linear.operation import UNKNOWN, Input, Operation, show
 
 
 class CasRegister(Model):
@@ -20,9 +20,17 @@ class CasRegister(Model):
     """
 
     name = "cas-register"
+    functions = frozenset({"read", "write", "cas", "delete"})
+    checked_inputs = frozenset({"cas"})
 
     def __init__(self, initial: Any = None) -> None:
         self.initial = initial
+
+    def bad_input(self, input: Input) -> str | None:
+        v = input.value
+        if input.f == "cas" and not (isinstance(v, (tuple, list)) and len(v) == 2):
+            return f"cas value must be [expected, new], got {show(v)}"
+        return None
 
     def init(self) -> State:
         return self.initial
@@ -140,10 +148,25 @@ class PorcupineKV(Model):
     """porcupine's kv model: get / put / append on string values, every key initially ""."""
 
     name = "porcupine-kv"
+    functions = frozenset({"get", "put", "append"})
+    checked_inputs = functions
+    checked_outputs = frozenset({"get"})
 
     def __init__(self, initial: str = "", partitioned: bool = True) -> None:
         self.initial = initial
         self.partitioned = partitioned
+
+    def bad_input(self, input: Input) -> str | None:
+        if not isinstance(input.key, str):
+            return f"key must be a string, got {show(input.key)}"
+        if input.f != "get" and not isinstance(input.value, str):
+            return f"{input.f} value must be a string, got {show(input.value)}"
+        return None
+
+    def bad_output(self, f: str, output: Any) -> str | None:
+        if not isinstance(output, str):
+            return f"{f} output must be a string, got {show(output)}"
+        return None
 
     def init(self) -> State:
         return self.initial if self.partitioned else ()
@@ -235,9 +258,26 @@ class MultiRegister(Model):
     """knossos's multi-register: `txn` of [read k v] / [write k v] micro-operations."""
 
     name = "multi-register"
+    functions = frozenset({"txn"})
+    checked_inputs = functions
+    checked_outputs = functions
 
     def __init__(self, **initial: Any) -> None:
         self.initial = dict(initial)
+
+    def bad_input(self, input: Input) -> str | None:
+        return self._bad_txn(input.value, "value")
+
+    def bad_output(self, f: str, output: Any) -> str | None:
+        return self._bad_txn(output, "output")
+
+    @staticmethod
+    def _bad_txn(micro: Any, what: str) -> str | None:
+        if isinstance(micro, (tuple, list)) and all(
+            isinstance(m, (tuple, list)) and len(m) == 3 and m[0] in ("read", "write") for m in micro
+        ):
+            return None
+        return f"txn {what} must be a list of [f key value] with f read or write, got {show(micro)}"
 
     def init(self) -> State:
         return tuple(sorted(self.initial.items()))
@@ -268,6 +308,7 @@ class Mutex(Model):
     """A lock: acquire succeeds only when free, release only when held."""
 
     name = "mutex"
+    functions = frozenset({"acquire", "release"})
 
     def init(self) -> State:
         return False
@@ -284,6 +325,13 @@ class SetModel(Model):
     """A grow-only set: add(v), read -> every element added so far."""
 
     name = "set"
+    functions = frozenset({"add", "read"})
+    checked_outputs = frozenset({"read"})
+
+    def bad_output(self, f: str, output: Any) -> str | None:
+        if not isinstance(output, (tuple, list, frozenset, set)):
+            return f"read output must be a collection, got {show(output)}"
+        return None
 
     def init(self) -> State:
         return frozenset()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import reprlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -79,12 +81,50 @@ class Operation:
         }
 
 
-def freeze(value: Any) -> Any:
-    """Lists become tuples and dicts sorted item tuples, so values are hashable."""
+#: Collections nested deeper than this in one value are refused (no history needs them, and
+#: hashing, comparing and printing such a value recurses as deep).
+MAX_NESTING = 100
+
+
+class TooDeep(ValueError):
+    """A value with collections nested deeper than MAX_NESTING."""
+
+
+def freeze(value: Any, _depth: int = 0) -> Any:
+    """Lists become tuples and dicts item tuples sorted by key, so values are hashable.
+    Raises TooDeep for a value nested deeper than MAX_NESTING."""
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        _deeper(_depth)
+        return tuple(freeze(v, _depth + 1) for v in value)
     if isinstance(value, dict):
-        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+        _deeper(_depth)
+        # by key only: two keys may print alike (EDN's 1 and "1"), their values not compare
+        return tuple(sorted(((str(k), freeze(v, _depth + 1)) for k, v in value.items()), key=_first))
     if isinstance(value, (set, frozenset)):
-        return frozenset(freeze(v) for v in value)
+        _deeper(_depth)
+        return frozenset(freeze(v, _depth + 1) for v in value)
     return value
+
+
+def _deeper(depth: int) -> None:
+    if depth >= MAX_NESTING:
+        raise TooDeep(f"value nested deeper than {MAX_NESTING} levels")
+
+
+def _first(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: as JSON (tuples as lists), cut at `limit`."""
+    try:
+        text = json.dumps(value, default=_jsonable)
+    except (TypeError, ValueError, RecursionError):
+        text = reprlib.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,27 @@ log = logging.getLogger(__name__)
 NAME = "raft-safety"
 
 
-def check(events_by_node: Mapping[str, Iterable[Event]]) -> CheckResult:
+def check(events_by_node: Mapping[str, Iterable[Event]],
+          altered: Mapping[str, Sequence[float]] | None = None) -> CheckResult:
     """Judge the Raft safety invariants over all boots of all nodes of one run.
 
     Each node's events must be in the order the node wrote them; an iterable is consumed
-    once, so streamed events need not fit in memory.
+    once, so streamed events need not fit in memory. `altered`: per node, the wall-clock
+    times at which the nemesis altered its disk (corruption while it was down): what it had
+    made durable before such a time is not held against it (see scan.NodeState.on_altered).
     """
     started = time.perf_counter()
     facts = ClusterFacts()
+    alt = altered or {}
     summaries: list[NodeSummary] = [
-        scan_node(node, events, facts) for node, events in sorted(events_by_node.items())
+        scan_node(node, events, facts, alt.get(node, ())) for node, events in sorted(events_by_node.items())
     ]
     facts.finish()
     return _result(facts, summaries, started)
 
 
-def check_run(run_dir: Path, workers: int | None = None) -> CheckResult:
+def check_run(run_dir: Path, workers: int | None = None,
+              altered: Mapping[str, Sequence[float]] | None = None) -> CheckResult:
     """check() over run_dir/nodes/*/events.jsonl, the same verdict and evidence.
 
     Node files are read by `workers` processes (default: see parallel.default_workers; 1:
@@ -51,10 +56,10 @@ def check_run(run_dir: Path, workers: int | None = None) -> CheckResult:
     if not files:
         log.info("%s: no nodes/*/events.jsonl", run_dir)
     try:
-        node_files = read_node_files(files, workers)
+        node_files = read_node_files(files, workers, altered)
     except (EventLogError, EventFormatError, NotColumnar) as e:
         log.info("%s: reading node events as dicts instead (%s)", run_dir, e)
-        return check({node: iter_node_events(path) for node, path in files.items()})
+        return check({node: iter_node_events(path) for node, path in files.items()}, altered)
     for nf in node_files:
         for warning in nf.warnings:
             log.warning("%s", warning)
@@ -74,6 +79,7 @@ def _result(facts: ClusterFacts, summaries: list[NodeSummary], started: float) -
         "terms_with_leader": len(facts.leaders),
         "max_applied_index": max((s.max_applied for s in summaries), default=0),
         "violations_by_kind": dict(facts.log.counts),
+        "refusals": [r for s in summaries for r in s.refusals],
         "violations_suppressed": facts.log.suppressed(),
         "check_seconds": round(time.perf_counter() - started, 3),
     }

@@ -149,14 +149,15 @@ class _Scan:
     warnings: list[str] = field(default_factory=list)
 
 
-def scan_node_file(node: str, path: Path) -> NodeFile:
-    """Read and check one node's events.jsonl (see the module doc).
+def scan_node_file(node: str, path: Path, altered: tuple[float, ...] = ()) -> NodeFile:
+    """Read and check one node's events.jsonl (see the module doc); `altered` as for
+    scan.scan_node.
 
     Raises EventLogError / EventFormatError as the dict path would for the same file (possibly
     naming another bad line first), NotColumnar for applies outside the contract."""
     log = SequencedLog()
     facts = ClusterFacts(log=log)
-    s = _Scan(node, path, NodeState(node, facts), log)
+    s = _Scan(node, path, NodeState(node, facts, altered=sorted(altered)), log)
     try:
         f = path.open("rb")
     except OSError as e:
@@ -189,7 +190,7 @@ def scan_node_file(node: str, path: Path) -> NodeFile:
         st.timeline.close(s.prev["ts"])
     facts.spans[node] = st.spans
     summary = NodeSummary(node, s.others + s.applies, s.applies, st.boots_seen, st.max_term,
-                          st.max_applied, st.timeline)
+                          st.max_applied, st.timeline, st.refusals)
     return NodeFile(node, path, summary, facts, list(zip(log.seqs, log.reported, strict=True)),
                     dict(log.counts), _columns(s.columns), s.boot_marks, s.warnings)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,26 +33,29 @@ def default_workers(n_files: int) -> int:
     return max(1, min(n_files, os.cpu_count() or 1))
 
 
-def read_node_files(files: Mapping[str, Path], workers: int | None = None) -> list[NodeFile]:
+def read_node_files(files: Mapping[str, Path], workers: int | None = None,
+                    altered: Mapping[str, Sequence[float]] | None = None) -> list[NodeFile]:
     """scan_node_file for every (node, path), in node order; raises the first node's error.
-    workers=None: default_workers, or 1 for a run under SERIAL_BELOW_BYTES."""
+    workers=None: default_workers, or 1 for a run under SERIAL_BELOW_BYTES. `altered`: per
+    node, when the nemesis altered its disk (scan.scan_node)."""
     items = sorted(files.items())
+    alt = {node: tuple((altered or {}).get(node, ())) for node, _path in items}
     if workers is None:
         small = sum(_size(path) for _node, path in items) < SERIAL_BELOW_BYTES
         n = 1 if small else default_workers(len(items))
     else:
         n = max(1, min(workers, len(items)))
     if n <= 1:
-        return [scan_node_file(node, path) for node, path in items]
+        return [scan_node_file(node, path, alt[node]) for node, path in items]
     ctx = multiprocessing.get_context("fork")
     try:
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-            futures = [pool.submit(scan_node_file, node, path) for node, path in items]
+            futures = [pool.submit(scan_node_file, node, path, alt[node]) for node, path in items]
             return [f.result() for f in futures]
     except BrokenProcessPool as e:  # a worker died (killed, out of memory): one more try here
         log.warning("raft-safety: worker processes failed (%s); reading the node files in "
                     "this process", e)
-        return [scan_node_file(node, path) for node, path in items]
+        return [scan_node_file(node, path, alt[node]) for node, path in items]
 
 
 def _size(path: Path) -> int:

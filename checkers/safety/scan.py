@@ -30,6 +30,9 @@ class NodeSummary:
     max_term: int
     max_applied: int
     timeline: Timeline
+    #: starts refused on the node's own data: node, boot, ts, reason, and `excused` when the
+    #: nemesis had altered the node's disk since its last boot (a corrupt fault)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -59,9 +62,18 @@ class NodeState:
     durable_vote: tuple[int, Any, Event] | None = None
     durable_commit: int = 0
     durable_commit_ev: Event | None = None
+    #: the highest index a boot of this incarnation applied: durable on this node (raftkv
+    #: applies an entry only once its own fsync of it is done), so a later boot's log must
+    #: reach it; with the event citing it (the last apply seen, or None)
+    durable_applied: int = 0
+    durable_applied_ev: Event | None = None
     spans: list[ApplySpan] = field(default_factory=list)
     max_term: int = 0
     max_applied: int = 0
+    #: wall-clock times (sorted) at which the nemesis altered this node's disk; each one
+    #: ends what the node had made durable, as a wipe does (see on_altered)
+    altered: list[float] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)
 
     # -- apply spans (for leader completeness) -----------------------------------------
 
@@ -85,11 +97,13 @@ class NodeState:
     def on_boot(self, ev: Event, prev: Event | None) -> None:
         boot, term, commit, vote = ev["boot"], ev["term"], ev["commit"], ev.get("vote")
         self._end_boot(prev)
+        altered = self.on_altered(ev)
         if boot <= self.boot:
             # Boot numbers restart with a fresh data directory: a new member, nothing durable.
-            self.incarnation += 1
-            self._forget_durable()
-        else:
+            if not altered:
+                self.incarnation += 1
+                self._forget_durable()
+        elif not altered:
             self._check_recovery(ev, term, vote, commit)
         self._start_boot(boot, term, commit, ev)
         voters = ev.get("voters")
@@ -106,7 +120,7 @@ class NodeState:
     def implicit_boot(self, ev: Event, prev: Event | None) -> None:
         """Events of a new boot whose boot event was lost (the node was killed before flushing)."""
         self._end_boot(prev)
-        if ev["boot"] <= self.boot:
+        if not self.on_altered(ev) and ev["boot"] <= self.boot:
             self.incarnation += 1
             self._forget_durable()
         self._start_boot(ev["boot"], 0, 0, None)
@@ -115,9 +129,52 @@ class NodeState:
         self.snapshot_index = None
 
     def _end_boot(self, prev: Event | None) -> None:
+        if self.expect != NOT_YET and self.expect - 1 > self.durable_applied:
+            self.durable_applied = self.expect - 1
+            last = prev is not None and prev.get("type") == "apply" and prev.get("index") == self.expect - 1
+            self.durable_applied_ev = prev if last else None
         self.close_span()
         if prev is not None:
             self.timeline.close(prev["ts"])
+
+    def on_altered(self, ev: Event) -> bool:
+        """Whether the nemesis altered the node's disk (a corrupt fault, while it was down)
+        before `ev`, the first event of a boot or a refused start: then nothing it made
+        durable before is a promise any more, and it counts as a new member (its durable
+        term, vote, commit and log are forgotten, its votes start afresh)."""
+        ts = ev.get("ts")
+        if not self.altered or not isinstance(ts, int | float) or self.altered[0] > ts:
+            return False
+        while self.altered and self.altered[0] <= ts:
+            self.altered.pop(0)
+        self.incarnation += 1
+        self._forget_durable()
+        return True
+
+    def on_refuse(self, ev: Event, prev: Event | None) -> None:
+        """The node refused to start on its own data (`reason`). After a power loss or a
+        crash that is data loss: it had made durable what it can no longer read. After the
+        nemesis altered its disk it is the right answer (recorded, not a violation)."""
+        if prev is not None and prev.get("type") != "refuse":
+            self._end_boot(prev)
+        # excused: its disk was altered since, or it had made nothing durable it could lose
+        excused = self.on_altered(ev) or not (
+            self.durable_term or self.durable_commit or self.durable_applied or self.durable_vote)
+        self.refusals.append({"node": self.node, "boot": ev.get("boot"), "ts": ev.get("ts"),
+                              "reason": ev.get("reason"), "excused": excused})
+        if excused:
+            return
+        what = [f"term {self.durable_term}"] if self.durable_term else []
+        if self.durable_commit:
+            what.append(f"commit {self.durable_commit}")
+        if self.durable_applied:
+            what.append(f"applied index {self.durable_applied}")
+        evidence = [e for e in (self.durable_commit_ev or self.durable_term_ev, ev) if e is not None]
+        self.facts.log.add(v.make(
+            v.DURABILITY,
+            f"{self.node} refused to start on its own data ({ev.get('reason')}) although nothing "
+            f"altered its disk; boot {self.boot} had made {', '.join(what) or 'its state'} durable",
+            evidence, term=self.durable_term or None, index=self.durable_commit or None))
 
     def _start_boot(self, boot: int, term: int, commit: int, ev: Event | None) -> None:
         self.boot = boot
@@ -130,8 +187,8 @@ class NodeState:
             self.max_term = term
 
     def _forget_durable(self) -> None:
-        self.led = self.durable_term = self.durable_commit = 0
-        self.durable_term_ev = self.durable_commit_ev = None
+        self.led = self.durable_term = self.durable_commit = self.durable_applied = 0
+        self.durable_term_ev = self.durable_commit_ev = self.durable_applied_ev = None
         self.durable_vote = None
 
     def _check_recovery(self, ev: Event, term: int, vote: Any, commit: int) -> None:
@@ -157,6 +214,14 @@ class NodeState:
                 f"{self.durable_commit_ev.get('boot')} had made commit {self.durable_commit} "
                 f"durable",
                 [self.durable_commit_ev, ev], index=self.durable_commit))
+        last = ev.get("last_index")
+        if isinstance(last, int) and last < self.durable_applied:
+            log.add(v.make(
+                v.DURABILITY,
+                f"{node} boot {boot} recovered its log up to index {last}, but an earlier boot "
+                f"had applied index {self.durable_applied} (an entry is applied only once it is "
+                f"durable on the node that applies it)",
+                [e for e in (self.durable_applied_ev, ev) if e is not None], index=self.durable_applied))
 
     def _durable(self, term: int, commit: int, ev: Event) -> None:
         if term > self.durable_term:
@@ -287,6 +352,9 @@ class NodeState:
         if kind == "boot":
             self.on_boot(ev, prev)
             return
+        if kind == "refuse":  # names the boot it would have been: not a boot of its own
+            self.on_refuse(ev, prev)
+            return
         if ev["boot"] != self.boot:
             self.implicit_boot(ev, prev)
         if kind == "role":
@@ -300,13 +368,15 @@ class NodeState:
         # Unknown kinds are newer additions to the contract: not this checker's business.
 
 
-def scan_node(node: str, events: Iterable[Event], facts: ClusterFacts) -> NodeSummary:
+def scan_node(node: str, events: Iterable[Event], facts: ClusterFacts,
+              altered: Iterable[float] = ()) -> NodeSummary:
     """Check one node's events in order and record what the cluster-wide checks need.
+    `altered`: wall-clock times at which the nemesis altered the node's disk.
 
     The apply branch keeps the next expected index and the boot in locals (synced with the
     NodeState around every other event): it runs millions of times in a long run.
     """
-    st = NodeState(node, facts)
+    st = NodeState(node, facts, altered=sorted(altered))
     applied = facts.applied
     others = applies = 0
     expect, boot = st.expect, st.boot
@@ -350,7 +420,7 @@ def scan_node(node: str, events: Iterable[Event], facts: ClusterFacts) -> NodeSu
         st.timeline.close(prev["ts"])
     facts.spans[node] = st.spans
     return NodeSummary(node, others + applies, applies, st.boots_seen, st.max_term,
-                       st.max_applied, st.timeline)
+                       st.max_applied, st.timeline, st.refusals)
 
 
 def clip_event(ev: Any, width: int = 160) -> str:

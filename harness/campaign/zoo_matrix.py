@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from harness.nemesis import registry
 from harness.run import config_file
 from harness.run.config import ConfigError, set_path
 
@@ -152,14 +153,18 @@ def select(entries: Sequence[Entry], only: Sequence[str]) -> list[Entry]:
 def describe_faults(raw: dict[str, Any]) -> str:
     """A short account of a config's fault schedule, e.g. `partition(leader) every 6s for 4s`."""
     nem = raw.get("nemesis") or {}
-    kinds_field = {"partition": "partitions", "kill": "kills", "pause": "pauses", "clock": "clocks"}
     faults = nem.get("faults", ["partition", "kill", "pause", "transfer"])
     parts = []
     for f in faults:
-        kinds = nem.get(kinds_field.get(f, ""), None)
+        field = registry.get(f).kinds_field if f in registry.names() else None
+        kinds = nem.get(field, None) if field else None
         parts.append(f"{f}({'/'.join(kinds)})" if kinds else f)
     every = "~every" if nem.get("schedule") == "random" else "every"
     text = f"{', '.join(parts) or 'none'} {every} {nem.get('interval', 10)}s for {nem.get('duration', 5)}s"
+    if nem.get("schedule") == "mix":
+        text += " (mixed)"
+    if registry.moves_clocks(faults) and nem.get("clock_rates"):
+        text += f"; rates {'/'.join(f'{r:g}x' for r in nem['clock_rates'])}"
     raft = raw.get("raft") or {}
     flags = [f"{k.replace('_', '-')}={v}" for k, v in sorted(raft.items())]
     n = raw.get("nodes", 3)

@@ -36,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from checkers.safety.checker import EtcdLogChecker
+from harness import disk
 from harness.db.etcd_client import LOG_PREFIX, EtcdClient, EtcdOpClient
+from harness.db.waiting import wait_for_leader
+from harness.nemesis import registry
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -51,6 +54,9 @@ from harness.remotes.private_dir import make_private_dir
 from workloads import checkers_for
 
 log = logging.getLogger(__name__)
+
+#: What the corrupt fault may change in a member's data dir (etcd 3.4's layout).
+ETCD_FILES = {"wal": "member/wal/*.wal", "snapshot": "member/snap/*.snap", "db": "member/snap/db"}
 
 #: etcdctl errors after which the same command succeeds once the cluster has settled.
 _TRANSIENT = ("unhealthy cluster", "leader changed", "no leader", "context deadline exceeded",
@@ -94,8 +100,8 @@ def _url(addr: tuple[str, int]) -> str:
 
 
 class EtcdDB:
-    """Kill, pause, leader lookup and transfer (move-leader), membership; no faked clocks and
-    no message-level faults."""
+    """Kill, pause, leader lookup and transfer (move-leader), membership, data dirs for disk
+    faults; no faked clocks and no message-level faults."""
 
     name = "etcd"
 
@@ -113,6 +119,7 @@ class EtcdDB:
         self._initial: dict[str, tuple[str, str]] = {}
         self._explicit_dir = "dir" in (test.get("db_opts") or {})
         self._dirs: dict[str, str] = {}
+        self._data: dict[str, str] = {}  # data dirs on faultfs (harness.disk)
 
     # -- paths and urls -----------------------------------------------------------------
     def _dir(self, node: str) -> str:
@@ -120,6 +127,13 @@ class EtcdDB:
         if d is None:
             raise HarnessError(f"etcd: {node} has no directory (setup did not reach it)")
         return d
+
+    def data_dir(self, node: str) -> str:
+        """The member's --data-dir: on the node's faultfs when the run has disk faults."""
+        return self._data.get(node) or f"{self._dir(node)}/data"
+
+    def data_files(self) -> Mapping[str, str]:
+        return ETCD_FILES
 
     def _pidfile(self, node: str) -> str:
         return f"{self._dir(node)}/etcd.pid"
@@ -157,6 +171,10 @@ class EtcdDB:
         else:  # root's, since etcd runs as root
             for n in self.nodes:
                 self._dirs[n] = make_private_dir(self.remotes[n], self.opts.dir, f"faultline-etcd-{n}", sudo=True)
+        for n in self.nodes:
+            root = disk.data_root(provider, n)
+            if root is not None:
+                self._data[n] = f"{root}/etcd"
         self._members = list(self.nodes)
         cluster = ",".join(f"{n}={self.peer_url(n)}" for n in self._members)
         for node in self.nodes:
@@ -177,7 +195,7 @@ class EtcdDB:
         self.start(node)
 
     def refuse_fault(self, fault: str, provider: Provider) -> str | None:
-        if fault == "clock":
+        if registry.get(fault).moves_clocks:
             return ("etcd is a statically linked Go binary that reads time through the vDSO; "
                     "libfaketime cannot reach it")
         if fault == "partition" and isinstance(provider, MessageProxies) and not isinstance(provider, HttpPeerFronts):
@@ -193,7 +211,7 @@ class EtcdDB:
         cluster, state = self._initial.get(node, (",".join(f"{n}={self.peer_url(n)}" for n in self._members), "existing"))
         client = self.client_url(node)
         argv = [
-            self.opts.binary, "--name", node, "--data-dir", f"{self._dir(node)}/data",
+            self.opts.binary, "--name", node, "--data-dir", self.data_dir(node),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", self.peer_listen_url(node), "--initial-advertise-peer-urls", self.peer_url(node),
             "--initial-cluster", cluster, "--initial-cluster-state", state,
@@ -236,7 +254,7 @@ class EtcdDB:
 
     def wipe(self, node: str) -> None:
         self.kill(node)
-        self.remotes[node].run(["rm", "-rf", f"{self._dir(node)}/data"], sudo=True)
+        self.remotes[node].run(["rm", "-rf", self.data_dir(node)], sudo=True)
         self._initial.pop(node, None)
 
     # -- etcdctl ------------------------------------------------------------------------
@@ -334,14 +352,7 @@ class EtcdDB:
         log.info("etcd cluster up: leader %s", lead)
 
     def wait_for_leader(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if time.monotonic() > deadline:
-                raise HarnessError(f"etcd: no leader within {timeout}s")
-            time.sleep(0.2)
+        return wait_for_leader(self.leader, timeout, "etcd: no leader")
 
     def members(self) -> list[str]:
         names = {self._node_of_peer_urls(m.get("peerURLs") or []) for m in self._member_list()}
@@ -429,7 +440,7 @@ class EtcdDB:
             try:
                 self.kill(node)
                 # The log stays for collect(), which the runner calls after teardown.
-                remote.run(["rm", "-rf", f"{self._dir(node)}/data"], sudo=True, check=False)
+                remote.run(["rm", "-rf", self.data_dir(node)], sudo=True, check=False)
             except (HarnessError, RemoteError) as e:
                 log.warning("etcd: teardown of %s: %s", node, e)
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from checkers.safety.checker import NatsLogChecker
+from harness import disk
 from harness.db import nats_admin as admin
 from harness.db.nats_admin import AdminError
 from harness.db.nats_client import NatsClient, Target
@@ -49,6 +50,8 @@ from harness.db.nats_conf import (
     render_config,
     stream_config,
 )
+from harness.db.waiting import wait_for_leader
+from harness.nemesis import registry
 from harness.protocols import Checker, HarnessError, MessageProxies, Provider, Remote, RemoteError
 from workloads import checkers_for
 
@@ -56,6 +59,9 @@ log = logging.getLogger(__name__)
 
 LOG_STREAM = "FL_LOG"
 LOG_SUBJECT = "fl.log"
+#: What the corrupt fault may change in a server's store dir: message blocks (of the streams
+#: and of the Raft groups' logs alike) and their indexes.
+NATS_FILES = {"blk": "jetstream/*.blk", "idx": "jetstream/*.idx"}
 #: Port nothing listens on, advertised as every server's route address on proxied providers.
 DEAD_PORT = 1
 _VERSION = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
@@ -74,6 +80,7 @@ class NatsDB:
         self.provider: Provider | None = None
         self.remotes: dict[str, Remote] = {}
         self._dirs: dict[str, str] = {}
+        self._data: dict[str, str] = {}  # store dirs on faultfs (harness.disk)
         self.removed: set[str] = set()
         self.target = Target(bucket=self.opts.bucket, direct=self.opts.allow_direct,
                              log_stream=LOG_STREAM, log_subject=LOG_SUBJECT)
@@ -82,6 +89,13 @@ class NatsDB:
     # -- paths ----------------------------------------------------------------------------
     def _dir(self, node: str) -> str:
         return self._dirs.get(node) or f"{self.opts.dir}/{node}"
+
+    def data_dir(self, node: str) -> str:
+        """The server's JetStream store_dir: on its faultfs when the run has disk faults."""
+        return self._data.get(node) or f"{self._dir(node)}/store"
+
+    def data_files(self) -> Mapping[str, str]:
+        return NATS_FILES
 
     def _p(self) -> Provider:
         if self.provider is None:
@@ -105,6 +119,10 @@ class NatsDB:
         node_dir = getattr(provider, "node_dir", None)
         if callable(node_dir) and not self._explicit_dir:
             self._dirs = {n: f"{node_dir(n)}/nats" for n in self.nodes}
+        for n in self.nodes:
+            root = disk.data_root(provider, n)
+            if root is not None:
+                self._data[n] = f"{root}/nats"
         self._check_binary(self.nodes[0])
         with ThreadPoolExecutor(max_workers=min(16, len(self.nodes))) as pool:
             for fut in [pool.submit(self._install, n) for n in self.nodes]:
@@ -127,7 +145,7 @@ class NatsDB:
         log.info("nats: %s on %d servers, streams with %d replicas", self.version, len(self.nodes), replicas)
 
     def refuse_fault(self, fault: str, provider: Provider) -> str | None:
-        if fault == "clock":
+        if registry.get(fault).moves_clocks:
             return CLOCK_REFUSAL
         if fault == "partition" and isinstance(provider, MessageProxies):
             return one_way_refusal(self.test, provider.name)
@@ -162,7 +180,7 @@ class NatsDB:
         return render_config(
             name=node, client=a.client, monitor=a.admin, cluster=a.peer_listen,
             routes=[p.peer_address(node, n) for n in others],
-            store_dir=f"{self._dir(node)}/store", opts=self.opts, advertise=advertise,
+            store_dir=self.data_dir(node), opts=self.opts, advertise=advertise,
             cluster_name=f"fl-{self.test.get('seed', 0)}",
         )
 
@@ -215,7 +233,7 @@ class NatsDB:
 
     def wipe(self, node: str) -> None:
         self.kill(node)
-        self.remotes[node].run(["rm", "-rf", f"{self._dir(node)}/store"], sudo=True)
+        self.remotes[node].run(["rm", "-rf", self.data_dir(node)], sudo=True)
 
     # -- cluster state --------------------------------------------------------------------
     def _live(self) -> list[str]:
@@ -261,14 +279,7 @@ class NatsDB:
         return self.stream_leader(self._stream())
 
     def wait_for_leader(self, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if time.monotonic() > deadline:
-                raise HarnessError(f"nats: stream {self._stream()} has no leader within {timeout:g}s")
-            time.sleep(0.3)
+        return wait_for_leader(self.leader, timeout, f"nats: stream {self._stream()} has no leader", 0.3)
 
     def members(self) -> list[str]:
         lead = self.meta_leader()
@@ -434,7 +445,7 @@ class NatsDB:
         out: dict[str, dict[str, Any]] = {}
         for node in self._live():
             remote = self.remotes[node]
-            msgs_dir = f"{self._dir(node)}/store/jetstream/$G/streams/{LOG_STREAM}/msgs"
+            msgs_dir = f"{self.data_dir(node)}/jetstream/$G/streams/{LOG_STREAM}/msgs"
             res = remote.run(["sh", "-c", 'ls -1 "$1" 2>/dev/null || true', "sh", msgs_dir], check=False)
             blocks = []
             for name in res.stdout.split():
@@ -464,7 +475,7 @@ class NatsDB:
         for node, remote in self.remotes.items():
             try:
                 self.kill(node)
-                remote.run(["rm", "-rf", f"{self._dir(node)}/store"], sudo=True, check=False)
+                remote.run(["rm", "-rf", self.data_dir(node)], sudo=True, check=False)
             except (HarnessError, RemoteError) as e:
                 log.warning("nats: teardown of %s: %s", node, e)
 

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from checkers.safety.checker import RaftkvEventsChecker
+from harness import disk
 from harness.db.raftkv_client import RaftkvClient
+from harness.db.waiting import wait_for_leader
 from harness.protocols import (
     Checker,
     HarnessError,
@@ -49,6 +51,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 #: db_opts for raftkv: `dir` (base of the node dirs on remote hosts), `python` (interpreter there)
 DB_OPTS = ("dir", "python")
+#: What the corrupt fault may change in a node's data dir (nodes/wal.py, nodes/snap.py).
+RAFTKV_FILES = {"wal": "wal/wal-*.log", "snapshot": "snap/snap-*.json"}
 
 
 def _addr(a: tuple[str, int]) -> str:
@@ -65,8 +69,8 @@ def node_archive() -> bytes:
 
 class RaftkvDB:
     """Every ability of harness.protocols: kill, pause, leader lookup and transfer, membership,
-    per-node status, faked clocks (a Python process under libfaketime) and raftkv's transport
-    frames for message-level faults."""
+    per-node status, faked clocks (a Python process under libfaketime), raftkv's transport
+    frames for message-level faults, and data dirs for disk faults."""
 
     name = "raftkv"
 
@@ -90,6 +94,7 @@ class RaftkvDB:
         self.provider: Provider | None = None
         self.remotes: Mapping[str, Remote] = {}
         self._dirs: dict[str, str] = {}
+        self._data: dict[str, str] = {}  # data dirs on faultfs (harness.disk)
         self._code_dir: dict[str, str] = {}
         self._python: dict[str, str] = {}
         self.removed: set[str] = set()
@@ -100,10 +105,18 @@ class RaftkvDB:
     def node_dir(self, node: str) -> str:
         return self._dirs[node]
 
+    def data_dir(self, node: str) -> str:
+        """The node's --data-dir: on its faultfs when the run has disk faults, the event log
+        and node log staying beside it in the node dir."""
+        return self._data.get(node) or f"{self.node_dir(node)}/data"
+
+    def data_files(self) -> Mapping[str, str]:
+        return RAFTKV_FILES
+
     def _paths(self, node: str) -> dict[str, str]:
         d = self.node_dir(node)
         return {
-            "data": f"{d}/data",
+            "data": self.data_dir(node),
             "log": f"{d}/node.log",
             "pid": f"{d}/node.pid",
             "events": f"{d}/events.jsonl",  # outside data/, so a wipe keeps the record
@@ -144,6 +157,9 @@ class RaftkvDB:
                 r.run(["mkdir", "-p", self._dirs[node]])
             else:
                 self._dirs[node] = make_private_dir(r, base, f"faultline-raftkv-{node}")
+            root = disk.data_root(provider, node)
+            if root is not None:
+                self._data[node] = f"{root}/data"
             self._upload_token(node, r)
             if shared:
                 self._code_dir[node] = str(REPO)
@@ -188,6 +204,7 @@ class RaftkvDB:
             "--read-mode", str(self.raft.get("read_mode", "linearizable")),
             "--max-size-per-msg", str(self.raft.get("max_size_per_msg", 1 << 20)),
             "--drop-removed-peers" if self.raft.get("drop_removed_peers", True) else "--no-drop-removed-peers",
+            "--snapshot-count", str(self.raft.get("snapshot_count", 1000)),
             "--token-file", p["token"],
         ]  # fmt: skip
         for bug in self.bugs:
@@ -271,17 +288,13 @@ class RaftkvDB:
 
     def wait_for_leader(self, timeout: float, startup: bool = False) -> str:
         """The leader's name; at startup a node process that exits is an error at once."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lead = self.leader()
-            if lead is not None:
-                return lead
-            if startup:
-                for node in self.nodes:
-                    if not self.is_running(node):
-                        raise HarnessError(f"raftkv: {node} exited at startup: {self._last_log_line(node)}")
-            time.sleep(0.1)
-        raise HarnessError(f"raftkv: no leader elected within {timeout:.0f}s")
+
+        def exited() -> None:
+            for node in self.nodes:
+                if not self.is_running(node):
+                    raise HarnessError(f"raftkv: {node} exited at startup: {self._last_log_line(node)}")
+
+        return wait_for_leader(self.leader, timeout, "raftkv: no leader elected", 0.1, exited if startup else None)
 
     def _last_log_line(self, node: str) -> str:
         try:

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harness.nemesis import registry, schedule
@@ -31,6 +31,7 @@ class Nemesis:
         opts: Mapping[str, Any] | None = None,
     ) -> None:
         self.state = NemesisState(db, provider, list(nodes), max_clock_offset, opts=dict(opts or {}))
+        self.state.step = self.step
         self.history = history
         #: Faults in effect, in the order they started.
         self.active: list[ActiveFault] = []
@@ -71,6 +72,18 @@ class Nemesis:
         fn = registry.get(active.event.fault).during
         if fn is not None:
             fn(self.state, active, stop)
+
+    def step(self, f: str, fn: Callable[[], dict[str, Any]]) -> None:
+        """One step of a fault that plays several (NemesisState.step): run it under the lock
+        (other lanes change the same network and clocks) and record it as nemesis op `f`."""
+        with self._lock:
+            try:
+                value = fn()
+                self._record(f, value)
+                log.info("nemesis: %s: %s", f, value)
+            except (HarnessError, OSError) as e:
+                self._record(f, {}, error=str(e))
+                log.warning("nemesis: %s failed: %s", f, e)
 
     def stop(self, active: ActiveFault | None = None) -> None:
         """Undo one active fault (default: every active one, the newest first)."""

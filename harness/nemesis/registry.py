@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from harness.protocols import DB, FaultSupport, Provider
+from harness.protocols import DB, ClockOperations, FaultSupport, Provider
 
 if TYPE_CHECKING:
     import threading
@@ -62,6 +62,12 @@ class Fault:
     heal_order: int = 50
     #: Further refusals that depend on the whole test (a fault-specific reason, or None).
     refuse: RefuseFn | None = None
+
+    @property
+    def moves_clocks(self) -> bool:
+        """It changes node clocks: the provider sets clock control up for it (libfaketime,
+        probed), and DBs whose processes it cannot reach refuse it."""
+        return ClockOperations in self.provider_needs
 
     def kinds_of(self, nemesis: Mapping[str, Any]) -> list[str]:
         """The kinds a config asks for (all when it does not narrow them)."""
@@ -134,6 +140,11 @@ def refusal(name: str, test: Mapping[str, Any], db: DB, provider: Provider) -> s
     if fault.refuse is not None:
         return fault.refuse(test, db, provider)
     return None
+
+
+def moves_clocks(faults: Sequence[str]) -> bool:
+    """Does a test asking for these faults need clock control (harness.nemesis.clocks)?"""
+    return any(get(f).moves_clocks for f in faults if f in _discover())
 
 
 def help_line() -> str:

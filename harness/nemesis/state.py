@@ -1,15 +1,16 @@
-"""What the nemesis knows while faults are in effect: which nodes are killed, paused, clocked,
-removed, whether the network is cut, and the undo data of each active fault.
+"""What the nemesis knows while faults are in effect: which nodes are killed, paused, removed,
+each node's clock, whether the network is cut, and the undo data of each active fault.
 
 Fault modules read and change this state; the final heal undoes what it records."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.nemesis.clocks import NodeClock
 from harness.nemesis.schedule import FaultEvent
 from harness.protocols import DB, HarnessError, LeaderLookup, Provider
 
@@ -34,8 +35,13 @@ class NemesisState:
     max_clock_offset: float = 10.0
     killed: set[str] = field(default_factory=set)
     paused: set[str] = field(default_factory=set)
-    clocked: set[str] = field(default_factory=set)
+    #: Each node's clock as the nemesis set it (harness.nemesis.clocks); absent: true time.
+    clocks: dict[str, NodeClock] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    #: nodes whose disk a corrupt fault changed this run (never more than a minority)
+    corrupted: set[str] = field(default_factory=set)
+    #: nodes whose faultfs fails writes with ENOSPC now
+    disk_full: set[str] = field(default_factory=set)
     partitioned: bool = False
     #: The grudge of each active partition fault (by id); the network gets their union.
     grudges: dict[int, Mapping[str, set[str]]] = field(default_factory=dict)
@@ -43,6 +49,10 @@ class NemesisState:
     rules: list[tuple[str, str]] = field(default_factory=list)
     #: The config's nemesis section: parameters of fault families (nemesis.link_delay_ms...).
     opts: Mapping[str, Any] = field(default_factory=dict)
+    #: Records one step of a fault that plays several (drift-isolate's isolation, from its
+    #: `during`): step(f, fn) runs fn under the nemesis's lock and records its value as the
+    #: nemesis op `f` (with the error, if fn raises HarnessError). Set by the Nemesis.
+    step: Callable[[str, Callable[[], dict[str, Any]]], None] | None = None
 
     def cut(self, key: int, grudge: Mapping[str, set[str]] | None) -> None:
         """Set (or, with None, drop) one fault's grudge and apply the union of all of them:

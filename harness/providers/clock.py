@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,16 @@ SHIM_DIR = Path(__file__).resolve().parents[1] / "faketime_site"
 #: Bounds of a rate a fault may ask for (the agent accepts a wider range).
 RATE_RANGE = (0.01, 100.0)
 assert MIN_RATE <= RATE_RANGE[0] and RATE_RANGE[1] <= MAX_RATE
+
+
+def asked_for(test: Mapping[str, object]) -> bool:
+    """Does the test ask for faults that move clocks? Providers set clock control up (and
+    probe libfaketime, which costs seconds) only then."""
+    from harness.nemesis import registry  # lazily: the registry imports every fault family
+
+    nemesis = test.get("nemesis")
+    faults = nemesis.get("faults") if isinstance(nemesis, Mapping) else None
+    return registry.moves_clocks([str(f) for f in faults or []])
 
 
 def find_libfaketime() -> str | None:
@@ -89,6 +100,12 @@ class ClockOp:
 
     def line(self) -> str:
         return "reset\n" if self.kind == "reset" else f"{self.kind} {self.value!r}\n"
+
+
+#: What a run folder keeps of each node's clock (nodes/<node>/...): the operations the
+#: provider appended, and what the node's clock agent applied, when (real time), with which
+#: clock value and rate (one `<nonce> <applied> <real> <clock> <rate>` line per change).
+COLLECTED = {"": "clock.log", ".applied": "clock.applied"}
 
 
 def reset() -> ClockOp:
@@ -224,6 +241,14 @@ class LocalClocks:
         except OSError:
             return None
         return state_from_applied(text, header)
+
+    def collect(self, node: str, dest: Path) -> None:
+        """Copy the node's clock log and its agent's record into dest (COLLECTED names)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for suffix, name in COLLECTED.items():
+            src = Path(str(self.log_path(node)) + suffix)
+            if src.is_file():
+                shutil.copyfile(src, dest / name)
 
     def probe(self, extra_env: Mapping[str, str] | None = None) -> str | None:
         """None if a node's Python runs right under the library here, else why not."""

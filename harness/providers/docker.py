@@ -44,6 +44,7 @@ from typing import Any
 
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.providers.docker_image import collect_rootfs, default_python, write_rootfs_tar
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 
@@ -417,7 +418,11 @@ class DockerProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        clocks = self.clocks.get(node)
+        if clocks is not None:
+            clocks.collect(node, dest)
+
 
 def create(test: Mapping[str, Any], work_dir: Path) -> DockerProvider:
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return DockerProvider(test.get("provider_opts") or {}, clock="clock" in faults)
+    return DockerProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test))

@@ -26,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import disk
+from harness.disk.hostfs import HostDisks, HostFaultfs
 from harness.net.etcd_proxy import HttpPeerProxies
 from harness.net.linkcond import BYTE_STREAM_LOSS, LinkConditions
 from harness.net.proxy import ProxyHub
 from harness.protocols import DB, HarnessError, NodeAddresses, RaftkvTransport, Remote
 from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.remotes.local import LocalRemote
 from harness.run.leftovers import CONTROLLER_PID, controller_marker
 
@@ -109,10 +112,11 @@ def free_ports(host: str, count: int) -> list[int]:
         return ports
 
 
-class LocalProvider:
+class LocalProvider(HostDisks):
     name = "local"
 
-    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True) -> None:
+    def __init__(self, work_dir: Path, host: str = "127.0.0.1", clock: bool = True, disks: bool = False,
+                 disk_metadata: str = "posix") -> None:
         self.work_dir = work_dir
         self.host = host
         self.hub: ProxyHub | None = None
@@ -127,6 +131,10 @@ class LocalProvider:
         self.clock_refusal = "clock faults are disabled for this run"
         self.supports_clock = False
         self._link_faults: dict[str, _LinkFault] = {}  # by owner, oldest first
+        self._want_disks = disks
+        self._disk_metadata = disk_metadata
+        #: the nodes' data dirs on faultfs (harness.disk), when a disk fault is asked for
+        self.disks: HostFaultfs | None = None
 
     # ---- hosts ----
 
@@ -155,6 +163,10 @@ class LocalProvider:
                     if src != dst:
                         self.hub.add_link(src, dst, self._addrs[dst].peer_listen)
         self._setup_clock()
+        if self._want_disks:
+            self.disks = HostFaultfs(self.work_dir, self._disk_metadata)
+            for n in self.nodes:
+                self.disks.mount(n)
         return dict(self._remotes)
 
     def _setup_clock(self) -> None:
@@ -314,9 +326,16 @@ class LocalProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
     # ---- teardown ----
 
     def teardown(self) -> None:
+        if self.disks is not None:
+            self.disks.teardown()
+            self.disks = None
         if self.http_peers is not None:
             self.http_peers.close()
             self.http_peers = None
@@ -340,5 +359,5 @@ def create(test: Mapping[str, Any], work_dir: Path) -> LocalProvider:
     host = opts.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host:
         raise HarnessError(f"provider_opts.host: expected an address, got {host!r}")
-    clock = "clock" in (test.get("nemesis") or {}).get("faults", [])
-    return LocalProvider(work_dir, host=host, clock=clock)
+    return LocalProvider(work_dir, host=host, clock=clock_asked_for(test), disks=disk.wanted(test),
+                         disk_metadata=disk.metadata(test))

@@ -31,9 +31,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import disk
+from harness.disk.hostfs import HostDisks, HostFaultfs
 from harness.net.linkcond import LinkConditions
 from harness.protocols import DB, HarnessError, NodeAddresses, Remote
 from harness.providers.clock import ClockOp, ClockState, LocalClocks, find_libfaketime, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.remotes.netns import NetnsRemote, pid_alive
 
 log = logging.getLogger(__name__)
@@ -148,10 +151,11 @@ def _free_subnet() -> int:
     raise HarnessError("netns: no free subnet left in 10.77.0.0/16")
 
 
-class NetnsProvider:
+class NetnsProvider(HostDisks):
     name = "netns"
 
-    def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False) -> None:
+    def __init__(self, work_dir: Path, run_id: str | None = None, clock: bool = False, disks: bool = False,
+                 disk_metadata: str = "posix") -> None:
         self.work_dir = Path(work_dir)
         self.run_id = run_id or secrets.token_hex(3)
         # The libfaketime probe costs up to a few seconds: clocks are only set up when asked.
@@ -170,6 +174,11 @@ class NetnsProvider:
         self._forward_rule: list[str] | None = None
         #: Link-fault rules by owner: (src, dst, rule spec in dst's LINK_CHAIN).
         self._link_rules: dict[str, list[tuple[str, str, list[str]]]] = {}
+        self._want_disks = disks
+        self._disk_metadata = disk_metadata
+        #: the nodes' data dirs on faultfs, mounted in the host's mount namespace (a mount made
+        #: under `ip netns exec` is invisible to the next exec; a host mount propagates)
+        self.disks: HostFaultfs | None = None
 
     # -- naming -------------------------------------------------------------------------
     def namespace(self, node: str) -> str:
@@ -206,6 +215,10 @@ class NetnsProvider:
                 self._create_bridge()
                 for i, node in enumerate(self.nodes, start=1):
                     self._create_node(i, node)
+                if self._want_disks:
+                    self.disks = HostFaultfs(self.work_dir, self._disk_metadata)
+                    for node in self.nodes:
+                        self.disks.mount(node)
             except BaseException:
                 self.teardown()
                 raise
@@ -255,13 +268,16 @@ class NetnsProvider:
             self.clocks.init(node)
 
     def teardown(self) -> None:
-        """Remove every namespace, link, rule and marker of this run. Never raises."""
+        """Remove every namespace, link, rule, mount and marker of this run. Never raises."""
         for node, remote in self.remotes.items():
             try:
                 _kill_namespace(self.namespace(node))
                 remote.reap(timeout=5.0)
             except Exception as e:  # keep tearing down the rest
                 log.warning("netns: removing namespace of %s: %s", node, e)
+        if self.disks is not None:  # after the nodes on them are gone
+            self.disks.teardown()
+            self.disks = None
         self.remotes.clear()
         for link in _links():
             if link == self.bridge or link.startswith(f"{PREFIX}{self.run_id}-"):
@@ -377,6 +393,10 @@ class NetnsProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        if self.clocks is not None:
+            self.clocks.collect(node, dest)
+
 
 def _rule_packets(listing: str, src_ip: str, comment: str) -> int:
     """Packets counted by the rule for `src_ip` tagged `comment` in an `iptables -v -S` listing."""
@@ -392,5 +412,5 @@ def create(test: Mapping[str, Any], work_dir: Path) -> NetnsProvider:
     unknown = sorted(map(str, test.get("provider_opts") or {}))
     if unknown:
         raise HarnessError(f"provider_opts.{unknown[0]}: unknown netns option (the netns provider has none)")
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return NetnsProvider(work_dir, clock="clock" in faults)
+    return NetnsProvider(work_dir, clock=clock_asked_for(test), disks=disk.wanted(test),
+                         disk_metadata=disk.metadata(test))

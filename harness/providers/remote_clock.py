@@ -9,9 +9,11 @@ probe runs a node's Python there under the same environment.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.protocols import Remote
 from harness.providers.clock import (
+    COLLECTED,
     LIBFAKETIME_GLOB,
     PROBE,
     PROBE_OPS,
@@ -66,6 +68,14 @@ class RemoteClocks:
             return None
         res = self.remote.run(["tail", "-n", "50", self.log_path(node) + ".applied"], sudo=self.sudo, check=False)
         return state_from_applied(res.stdout, header) if res.exit_code == 0 else None
+
+    def collect(self, node: str, dest: Path) -> None:
+        """Download the node's clock log and its agent's record into dest (COLLECTED names);
+        a file the agent never wrote is skipped."""
+        for suffix, name in COLLECTED.items():
+            path = self.log_path(node) + suffix
+            if self.remote.run(["sh", "-c", '[ -f "$1" ]', "sh", path], sudo=self.sudo, check=False).exit_code == 0:
+                self.remote.download(path, dest / name)
 
     def probe(self, python: str) -> str | None:
         """None if a node's Python runs right under the library on the host, else why not."""

@@ -34,8 +34,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness import disk
+from harness.disk.remotefs import RemoteFaultfs
 from harness.protocols import CommandResult, HarnessError, NodeAddresses, Remote, RemoteError
 from harness.providers.clock import ClockOp, ClockState, set_ops
+from harness.providers.clock import asked_for as clock_asked_for
 from harness.providers.remote_clock import LIBFAKETIME_GLOB, RemoteClocks
 from harness.remotes.private_dir import make_private_dir
 from harness.remotes.ssh import SSHHost, SSHRemote
@@ -119,7 +122,8 @@ def host_configs(opts: Mapping[str, Any], nodes: Sequence[str]) -> dict[str, SSH
 class SSHProvider:
     name = "ssh"
 
-    def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None) -> None:
+    def __init__(self, opts: Mapping[str, Any], clock: bool = False, nodes: Sequence[str] | None = None,
+                 disks: bool = False, disk_metadata: str = "posix") -> None:
         check_opts(opts)
         if nodes is not None:  # known at validation: every node must have a host
             host_configs(opts, nodes)
@@ -137,6 +141,10 @@ class SSHProvider:
         self.supports_clock = False
         self.clocks: dict[str, RemoteClocks] = {}
         self.clock_refusal = "libfaketime (Debian package libfaketime) is missing on some hosts"
+        #: the nodes' data dirs on faultfs (harness.disk), when a disk fault is asked for
+        self.want_disks = disks
+        self.disk_metadata = disk_metadata
+        self.disks: RemoteFaultfs | None = None
 
     # -- parallel helpers ---------------------------------------------------------------
     def on_all(self, fn: Callable[[str, SSHRemote], T], nodes: Sequence[str] | None = None) -> dict[str, T]:
@@ -168,6 +176,9 @@ class SSHProvider:
         try:
             self.on_all(lambda _n, r: r.connect())
             self.on_all(self._prepare_host)
+            if self.want_disks:
+                disks = self.disks = RemoteFaultfs(self.base, str(self.opts.get("python", "python3")), self.disk_metadata)
+                self.on_all(disks.mount)
         except BaseException:
             self.teardown()
             raise
@@ -199,7 +210,12 @@ class SSHProvider:
                 log.warning("ssh: clock faults unavailable: %s", self.clock_refusal)
 
     def teardown(self) -> None:
-        """Heal, remove our chain and scratch dirs, close every connection. Never raises."""
+        """Unmount, heal, remove our chain and scratch dirs, close every connection. Never
+        raises."""
+        if self.disks is not None:
+            self.disks.teardown()
+            self.disks = None
+
         def clean(n: str, r: SSHRemote) -> None:
             script = (f"iptables -w -D INPUT -j {CHAIN}; iptables -w -F {CHAIN}; "
                       f'iptables -w -X {CHAIN}; [ -z "$1" ] || rm -rf -- "$1"')
@@ -259,7 +275,38 @@ class SSHProvider:
     def clock_state(self, node: str) -> ClockState | None:
         return self._clocks(node).state(node)
 
+    def collect_clock(self, node: str, dest: Path) -> None:
+        clocks = self.clocks.get(node)
+        if clocks is not None:
+            clocks.collect(node, dest)
+
+
+    # -- disks (DataDirFaults) -------------------------------------------------------------
+    def disk_refusal(self) -> str | None:
+        return None  # known only once connected: setup fails in one line naming the host
+
+    def disk_root(self, node: str) -> str | None:
+        return None if self.disks is None else self.disks.root(node)
+
+    def _disks(self) -> RemoteFaultfs:
+        if self.disks is None:
+            raise HarnessError("ssh: no data dirs on faultfs in this run (no disk fault was asked for)")
+        return self.disks
+
+    def disk_control(self, node: str, command: str) -> dict[str, Any]:
+        return self._disks().control(node, command)
+
+    def disk_files(self, node: str, under: str) -> list[tuple[str, int]]:
+        return self._disks().files(node, under)
+
+    def disk_data_end(self, node: str, path: str) -> int:
+        return self._disks().data_end(node, path)
+
+    def disk_alter(self, node: str, path: str, flips: Sequence[tuple[int, int]] = (),
+                   truncate: int | None = None) -> dict[str, Any]:
+        return self._disks().alter(node, path, flips, truncate)
+
 
 def create(test: Mapping[str, Any], work_dir: Path) -> SSHProvider:
-    faults = (test.get("nemesis") or {}).get("faults") or []
-    return SSHProvider(test.get("provider_opts") or {}, clock="clock" in faults, nodes=test.get("nodes"))
+    return SSHProvider(test.get("provider_opts") or {}, clock=clock_asked_for(test), nodes=test.get("nodes"),
+                       disks=disk.wanted(test), disk_metadata=disk.metadata(test))

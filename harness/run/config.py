@@ -21,8 +21,9 @@ from typing import Any
 
 from harness import providers
 from harness.nemesis import registry
-from harness.nemesis.faults import link
+from harness.nemesis.faults import clock, corrupt, drift_isolate, link
 from harness.protocols import HarnessError, ReplicaCopies
+from harness.providers.clock import RATE_RANGE
 from harness.run import config_file
 from harness.run.config_file import ConfigError, RawConfig
 from workloads import WORKLOADS
@@ -138,6 +139,31 @@ def _list_of(options: tuple[str, ...] | None) -> Callable[[str, Any], Any]:
     return check
 
 
+def _nums(lo: float, hi: float) -> Callable[[str, Any], Any]:
+    """A non-empty list of numbers within [lo, hi] (or one number, or '0.5,2')."""
+    one = _num(lo, hi)
+
+    def check(path: str, v: Any) -> list[float]:
+        if isinstance(v, str):
+            try:
+                v = [float(s) for s in v.split(",") if s.strip()]
+            except ValueError:
+                raise ValueError(f"expected numbers separated by commas, got {_describe(v)}") from None
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            v = [v]
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"expected a non-empty list of numbers, got {_describe(v)}")
+        out = []
+        for i, item in enumerate(v):
+            try:
+                out.append(one(path, item))
+            except ValueError as e:
+                raise ValueError(f"item {i}: {e}") from None
+        return out
+
+    return check
+
+
 def _mapping(path: str, v: Any) -> dict[str, Any]:
     if v is None:
         return {}
@@ -191,6 +217,8 @@ RAFT: Schema = {
     "read_mode": Field(_choice(READ_MODES), "linearizable"),
     "max_size_per_msg": Field(_int(1), 1 << 20),
     "drop_removed_peers": Field(_bool, True),
+    # raftkv: applied entries between automatic snapshots (nodes --snapshot-count)
+    "snapshot_count": Field(_int(1), 1000),
 }
 
 WORKLOAD_OPTS: Schema = {
@@ -217,7 +245,12 @@ NEMESIS: Schema = {
         for f in registry.families()
         if f.kinds_field is not None
     },
-    "max_clock_offset": Field(_num(0), 10.0),
+    # what clock faults do (harness/nemesis/faults/clock.py, drift_isolate.py) and to whom
+    "clock_targets": Field(_list_of(clock.TARGETS), list(clock.DEFAULTS["clock_targets"])),
+    "clock_rates": Field(_nums(*RATE_RANGE), list(clock.DEFAULTS["clock_rates"])),
+    "max_clock_offset": Field(_num(0), clock.DEFAULTS["max_clock_offset"]),
+    "strobe_period": Field(_num(0.01, 3600), clock.DEFAULTS["strobe_period"]),
+    "drift_before_isolate": Field(_num(0), drift_isolate.DEFAULT_LEAD),
     # what link faults apply (harness/nemesis/faults/link.py) and to which links
     "link_delay_ms": Field(_num(0), link.DEFAULTS["link_delay_ms"]),
     "link_jitter_ms": Field(_num(0), link.DEFAULTS["link_jitter_ms"]),
@@ -225,6 +258,14 @@ NEMESIS: Schema = {
     "link_duplicate": Field(_num(0, 1), link.DEFAULTS["link_duplicate"]),
     "link_reorder": Field(_num(0, 1), link.DEFAULTS["link_reorder"]),
     "link_targets": Field(_list_of(link.TARGETS), list(link.TARGETS)),
+    # what corrupt faults change: file kinds the DB names (DataDirs.data_files; default all),
+    # and how many bytes a bitflip changes
+    "corrupt_files": Field(_list_of(None), []),
+    "corrupt_bytes": Field(_int(1), corrupt.DEFAULT_BYTES),
+    # faultfs's durability model for names (docs/faultfs.md): posix (a create, rename, mkdir
+    # is durable at its directory's fsync) or durable (at once, only file data is volatile:
+    # LazyFS's model, as in Jepsen's tests)
+    "disk_metadata": Field(_choice(("posix", "durable")), "posix"),
 }
 
 CHECKER: Schema = {

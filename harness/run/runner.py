@@ -26,9 +26,18 @@ import yaml
 from checkers.results import Results
 from harness import db as dbs
 from harness import providers
+from harness.nemesis import registry
 from harness.nemesis.core import Nemesis, run_schedule
 from harness.nemesis.schedule import SCHEDULE_FILE, FaultEvent, fault_schedule, write_schedule
-from harness.protocols import DB, Client, HarnessError, LeaderLookup, Provider, ReplicaCopies
+from harness.protocols import (
+    DB,
+    Client,
+    ClockOperations,
+    HarnessError,
+    LeaderLookup,
+    Provider,
+    ReplicaCopies,
+)
 from harness.run import analysis, leftovers, store
 from harness.run.generator import ClientGenerator
 from harness.run.history import HistoryClosed, HistoryWriter
@@ -37,6 +46,8 @@ from workloads import get as get_workload
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
+#: Keys the final reads look at, at most (the newest written; a soak writes many thousands).
+FINAL_READ_KEYS = 1000
 
 
 @dataclass
@@ -163,6 +174,8 @@ class Run:
         self.db: DB | None = None
         self.nemesis: Nemesis | None = None
         self._gen: ClientGenerator | None = None
+        self._saved: dict[str, Any] = {}
+        self._test_yaml = Path("test.yaml")
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         test = self.test
@@ -170,12 +183,14 @@ class Run:
         run = store.create_run(Path(test["store"]).resolve(), test["name"], int(test["seed"]))
         log.info("run folder %s (seed %d)", run.path, test["seed"])
         history = HistoryWriter(run.history)
-        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops.
+        # Wall-clock time of the history's t=0, so node events (wall clock) line up with ops;
+        # set again when the load starts (the history's t=0 moves there).
         start_time = time.time() - history.now() / 1e9
         saved = {**test, "versions": versions(test), "start_time": round(start_time, 6)}
         if self.replay_of is not None:
             saved["replay_of"] = str(self.replay_of)
-        (run.path / "test.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+        self._saved, self._test_yaml = saved, run.path / "test.yaml"
+        self._save_test()
         self.progress.history = history
         failure: str | None = None
         cluster_up = False
@@ -185,7 +200,7 @@ class Run:
             self.provider = providers.get(test["provider"])(test, run.work_dir)
             self.db = dbs.create(test)
             remotes = self.provider.setup(test["nodes"])
-            if "clock" in test["nemesis"]["faults"] and not self.provider.supports_clock:
+            if registry.moves_clocks(test["nemesis"]["faults"]) and not self.provider.supports_clock:
                 reason = self.provider.clock_refusal
                 raise HarnessError(f"clock faults refused on the {test['provider']} provider: {reason}")
             self.progress.phase = "startup"
@@ -235,6 +250,8 @@ class Run:
         write_schedule(events, history.path.parent / SCHEDULE_FILE)
         t0 = time.monotonic()
         history.start_ns = int(t0 * 1e9)  # history times count from the start of the load
+        self._saved["start_time"] = round(time.time() - (time.monotonic() - t0), 6)
+        self._save_test()
         self.progress.started = t0
         self.progress.phase = "running"
         gen.run_until(t0 + limit)
@@ -267,6 +284,13 @@ class Run:
         stuck = [w.name for w in workers if w.is_alive()]
         if stuck:
             log.warning("workers still in a call at the end of the phase: %s", stuck)
+
+    def _save_test(self) -> None:
+        """test.yaml: the resolved config and what the run says about itself (written whole,
+        then renamed: a reader never sees half of it)."""
+        tmp = self._test_yaml.with_name(".test.yaml.tmp")
+        tmp.write_text(yaml.safe_dump(self._saved, sort_keys=False))
+        tmp.replace(self._test_yaml)
 
     def _finish(self, history: HistoryWriter) -> None:
         """Heal, check recovery, final reads; best effort after an interruption."""
@@ -329,18 +353,21 @@ class Run:
         return {"valid": False, "leader": leader, "elapsed_s": round(time.monotonic() - start, 3), "message": msg}
 
     def _final_reads(self, history: HistoryWriter) -> None:
-        """Read each active key once through every node, as fresh processes."""
+        """Read every key that was written (up to FINAL_READ_KEYS, the newest) and the active
+        ones once through every node, as fresh processes, marked `final` in the history (the
+        lost-writes checker judges them)."""
         assert self.db is not None
         assert self._gen is not None
-        keys = self._gen.stream.active_keys()
-        keyed = self._gen.stream.keyed
+        stream = self._gen.stream
+        keys = list(dict.fromkeys([*stream.written_keys(FINAL_READ_KEYS), *stream.active_keys()]))
+        keyed = stream.keyed
         process = 1_000_000
         for node in self.test["nodes"]:
             client = self.db.client(self.test)
             try:
                 client.open(node)
                 for key in keys:
-                    op: dict[str, Any] = {"f": "read", "value": None}
+                    op: dict[str, Any] = {"f": "read", "value": None, "final": True}
                     if keyed:
                         op["key"] = key
                     history.append({"process": process, "type": "invoke", **op, "node": node})
@@ -388,13 +415,23 @@ class Run:
                     self.db.collect(node, run.nodes_dir / node)
                 except Exception as e:
                     log.warning("%s: collect failed: %s", node, e)
-        # logs and events are collected; the nodes' data dirs and proxies' state are scratch
-        shutil.rmtree(run.work_dir, ignore_errors=True)
+        clocks = self.provider
+        if isinstance(clocks, ClockOperations) and getattr(clocks, "supports_clock", False):
+            # each node's clock log and what its agent applied: the report places the node's
+            # events (stamped with its own clock) on true time with them
+            for node in self.test["nodes"]:
+                try:
+                    clocks.collect_clock(node, run.nodes_dir / node)
+                except Exception as e:
+                    log.warning("%s: collecting its clock log failed: %s", node, e)
         if self.provider is not None:
             try:
                 self.provider.teardown()
             except Exception:
                 log.exception("provider teardown failed")
+        # logs and events are collected; the nodes' data dirs and proxies' state are scratch
+        # (removed after the provider's teardown, which unmounts data dirs on faultfs)
+        shutil.rmtree(run.work_dir, ignore_errors=True)
 
 
 class _Ticker:

@@ -12,7 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkers.history import ops_from_records, pair
-from checkers.linear import UNKNOWN, Model, Operation, check, jit, make_model, prepare, registers
+from checkers.linear import (
+    UNKNOWN,
+    Model,
+    Operation,
+    OperationError,
+    check,
+    jit,
+    make_model,
+    prepare,
+    registers,
+)
 from checkers.linear.frontier import FrontierSearch
 from checkers.linear.search import Search, SearchLimit
 from checkers.linear.table import OpTable
@@ -171,12 +181,16 @@ def test_columnar_partitions_match_the_models(seed: int, n: int, spec: str) -> N
     assert [model.partition_key(p) for p in expected] == [p.key for p in got]
 
 
-def test_a_partition_the_engine_cannot_model_goes_to_the_searches() -> None:
-    # a cas whose value is not [expected, new]: the search's model decides (and rejects it)
+def test_a_partition_the_engine_cannot_model_is_left_whole_and_refused() -> None:
+    # a cas whose value is not [expected, new]: the register path leaves its partition whole
+    # (no engine input), and check() refuses the operation before any search
     bad = Operation(id=0, process=0, f="cas", value=5, output=True, invoke=0, complete=1,
                     type="ok", call_pos=0.0, return_pos=1.0)
-    with pytest.raises(TypeError):
+    (part,) = registers.partitions(make_model("cas-register"), OpTable.from_operations([bad]))
+    assert not part.simplified and part.engine_input() is None
+    with pytest.raises(OperationError, match=r"cas value must be \[expected, new\], got 5") as refused:
         check(make_model("cas-register"), [bad])
+    assert refused.value.op == 0
 
 
 def test_engine_gives_up_on_a_huge_closure() -> None:

@@ -4,6 +4,7 @@ invocations with completions, and the run folder."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,26 @@ def test_tolerant_read_of_an_unreadable_file_is_a_note(tmp_path: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith(f"{tmp_path.name}: cannot read")
     with pytest.raises(HistoryError, match="cannot read"):
         read_records(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("bad", ["[" * 3000 + "]" * 3000, '{"value": ' + "9" * 5000 + "}", '{"time": NaN}',
+                                 '{"value": 1e400}', "[" * 3000])
+def test_hostile_lines_are_errors_when_strict_and_skipped_when_tolerant(tmp_path: Path, bad: str) -> None:
+    for lines, at in (([GOOD[0], bad, GOOD[1]], 2), ([GOOD[0], GOOD[1], bad], 3)):  # also as the last line
+        path = write_lines(tmp_path / "history.jsonl", lines)
+        with pytest.raises(HistoryError, match=rf"history\.jsonl:{at}: corrupt line"):
+            read_records(path)
+        problems: list[str] = []
+        assert [r["value"] for r in read_records(path, tolerant=True, problems=problems)] == [0, 1]
+        assert problems == [f"history.jsonl: 1 malformed line(s) skipped, first at line {at}"]
+
+
+def test_tolerant_read_of_a_fifo_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "history.jsonl"
+    os.mkfifo(fifo)
+    problems: list[str] = []
+    assert read_records(fifo, tolerant=True, problems=problems) == []
+    assert problems == ["history.jsonl: cannot read: not a regular file"]
 
 
 def test_tolerant_read_salvages_undecodable_bytes(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from harness.nemesis.schedule import (
     write_schedule,
 )
 from harness.protocols import HarnessError
+from harness.providers.clock import ClockOp
 from harness.run.config import ConfigError, validate
 from harness.run.history import HistoryWriter
 
@@ -34,7 +35,7 @@ class FakeProvider:
 
     def __init__(self) -> None:
         self.grudge: dict[str, set[str]] = {}
-        self.clocks: dict[str, tuple[float, float]] = {}
+        self.clocks: dict[str, list[ClockOp]] = {}
 
     def partition(self, grudge: Mapping[str, set[str]]) -> None:
         self.grudge = {k: set(v) for k, v in grudge.items()}
@@ -42,8 +43,14 @@ class FakeProvider:
     def heal(self) -> None:
         self.grudge = {}
 
-    def set_clock(self, node: str, offset_s: float, rate: float = 1.0) -> None:
-        self.clocks[node] = (offset_s, rate)
+    def change_clock(self, node: str, ops: Sequence[ClockOp]) -> None:
+        self.clocks.setdefault(node, []).extend(ops)
+
+    def clock_state(self, node: str) -> None:
+        return None
+
+    def collect_clock(self, node: str, dest: Path) -> None:
+        pass
 
 
 class FakeDB:
@@ -134,14 +141,14 @@ def test_heal_all_undoes_every_fault(setup: Any) -> None:
     # a fault left active plus state from earlier faults: heal_all must undo all of it
     nem.state.killed.add("n3")
     db.running.discard("n3")
-    nem.state.clocked.add("n2")
-    prov.clocks["n2"] = (5.0, 2.0)
+    nem.start(FaultEvent(0.0, "clock", "rate", 5.0, 2))
+    assert any(op.kind == "rate" and op.value != 1.0 for op in prov.clocks[nem.active[-1].undo["nodes"][0]])
     nem.state.removed.add("n2")
     db.members.discard("n2")
     prov.grudge = {"n1": {"n2"}}
     nem.heal_all()
     assert db.paused == set() and db.running == set(NODES) and db.members == set(NODES)
-    assert prov.grudge == {} and prov.clocks["n2"] == (0.0, 1.0)
+    assert prov.grudge == {} and all(prov.clocks[n][-1] == ClockOp("reset") for n in NODES)
     hist.close()
     assert read_records(hist.path)[-1]["f"] == "heal"
 

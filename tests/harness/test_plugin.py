@@ -59,7 +59,8 @@ def test_durable_toykv_under_kills_is_valid(tmp_path: Path, store: Path) -> None
     p = run(tmp_path, config(tmp_path, durable=True, faults=["kill"]), store)
     assert p.returncode == 0, p.stderr[-3000:]
     res = results(store)
-    assert set(res["checkers"]) == {"linearizability", "stats", "recovery"}
+    assert set(res["checkers"]) == {"linearizability", "lost-writes", "stats", "recovery"}
+    assert res["checkers"]["lost-writes"]["valid"] is True
     assert res["checkers"]["stats"]["nemesis"].get("start-kill", 0) >= 2
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +15,7 @@ import nats
 import pytest
 
 from harness.db.nats_admin import monitor
-from tests.support.env import procs_naming, require_binary
+from tests.support.env import eventually, procs_naming, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +23,6 @@ T = TypeVar("T")
 NODES = ["n1", "n2", "n3"]
 
 
-def eventually(what: str, fn: Callable[[], T | None], timeout: float = 20.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.2)
 
 
 @pytest.fixture

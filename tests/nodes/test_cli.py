@@ -94,6 +94,10 @@ def test_corrupt_wal_refuses_to_start(tmp_path: Path) -> None:
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "wal corrupt" in lines[0], p.stderr
+    # the event log says why, under the boot number the refused start would have had
+    last = c.events("n1")[-1]
+    assert last["type"] == "refuse" and last["boot"] == 2 and "checksum mismatch" in last["reason"]
+    assert sum(e["type"] == "boot" for e in c.events("n1")) == 1
 
 
 def test_torn_tail_is_truncated_and_node_serves(tmp_path: Path) -> None:

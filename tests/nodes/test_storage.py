@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from nodes import snap
+from nodes import fsutil, snap, wal
 from nodes.kv import KVStore
 from nodes.protocol import (
     ProtocolError,
@@ -80,8 +81,64 @@ def test_corrupt_snapshot_refuses(tmp_path: Path) -> None:
         recover(tmp_path)
 
 
+@pytest.mark.parametrize("sync_data", [True, False])
+def test_snapshot_data_is_fsynced_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_data: bool
+) -> None:
+    """The file's data is durable before it gets its final name; sync_data=False is the
+    seeded bug snapshot-rename-before-fsync (renamed into place, data never fsynced)."""
+    calls: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        calls.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls.append("rename " + Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    (tmp_path / "snap").mkdir()
+    snap.save(tmp_path / "snap", snap.SnapshotFile(5, 1, (1,), (), kv_bytes({"k": 1})), sync_data=sync_data)
+    name = "snap-0000000000000005.json"
+    expected = [f"fsync {name}.tmp", f"rename {name}", "fsync snap"]
+    assert calls == (expected if sync_data else expected[1:])
+
+
 def test_boot_counter(tmp_path: Path) -> None:
     assert [next_boot(tmp_path) for _ in range(3)] == [1, 2, 3]
+
+
+def test_new_directories_are_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory made by the WAL, the first snapshot or the data dir check is durable only
+    once its parent is fsynced (faultfs found both gaps: tests/faultfs/test_raftkv_power_loss.py);
+    each parent is fsynced after the mkdir, top down."""
+    synced: list[Path] = []
+    real = fsutil.fsync_dir
+
+    def record(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+
+    for module in (fsutil, wal, snap):
+        monkeypatch.setattr(module, "fsync_dir", record)
+    data = tmp_path / "a" / "data"
+    assert fsutil.mkdir_durable(data)
+    assert synced == [tmp_path, tmp_path / "a"]
+    synced.clear()
+    assert not fsutil.mkdir_durable(data)  # nothing made, nothing synced
+    assert synced == []
+    WAL(data / "wal").open()
+    assert synced[0] == data  # wal/ is named durably before its first segment
+    assert data / "wal" in synced
+    synced.clear()
+    snap.save(data / "snap", snap.SnapshotFile(3, 1, (1,), (), kv_bytes({})))
+    assert synced == [data, data / "snap"]  # snap/ itself, then the renamed file
+    synced.clear()
+    snap.save(data / "snap", snap.SnapshotFile(4, 1, (1,), (), kv_bytes({})))
+    assert synced == [data / "snap"]
 
 
 @pytest.mark.parametrize(
@@ -110,6 +167,11 @@ def test_protocol_round_trip_and_errors() -> None:
                 b'{"op":"put","key":"k","value":[1]}', b'{"op":"get","key":"k","read":"x"}'):
         with pytest.raises(ProtocolError):
             parse_request(bad)
+    # a committed entry changed on disk (a flipped bit that got past the WAL's checksum) is
+    # refused like any non-command, never a crash of the state machine
+    for bad in (b'{"rid":"r","op":"put","cey":"k","value":1}', b'{"rid":"r","op":"put","key":["k"]}'):
+        with pytest.raises(ProtocolError, match="no string key"):
+            decode_command(bad)
     assert Reply("fail", 2, "cas-mismatch", "n2", 7).to_line() == (
         b'{"status":"fail","value":2,"error":"cas-mismatch","leader":"n2","id":7}\n'
     )

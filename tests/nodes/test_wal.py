@@ -206,6 +206,22 @@ def test_corruption_before_tail_refuses(tmp_path: Path, where: str) -> None:
         WAL(tmp_path).open()
 
 
+def test_bug_skip_wal_crc_replays_a_corrupt_record(tmp_path: Path) -> None:
+    """The seeded bug skip-wal-crc: the flipped bit of an entry's payload is not noticed, and
+    the entry comes back changed (the correct WAL refuses it, as above)."""
+    write(tmp_path, [(WalHardState(1, 1, 1), ents(1, 4)), (None, ents(5, 6))]).close()
+    seg = list_segments(tmp_path)[-1]
+    data = bytearray(seg.read_bytes())
+    at = data.index(b"data-3-1")
+    data[at + 5] ^= 0x01  # "data-3-1" -> "data-2-1"
+    seg.write_bytes(bytes(data))
+    with pytest.raises(WalCorrupt, match="checksum mismatch before the tail"):
+        WAL(tmp_path).open()
+    rec = WAL(tmp_path, check_crc=False).open()
+    assert [e.data for e in rec.entries][2] == b"data-2-1"
+    assert [e.index for e in rec.entries] == [1, 2, 3, 4, 5, 6]
+
+
 def test_torn_tail_in_older_segment_refuses(tmp_path: Path) -> None:
     w = WAL(tmp_path, segment_bytes=200)
     w.open()

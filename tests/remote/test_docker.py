@@ -10,6 +10,7 @@ by its pid and its directories are removed.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -103,7 +104,9 @@ def engine() -> Iterator[Engine]:
     require_root()
     require_binary("dockerd", "containerd", "runc", "docker", "iptables", "ldd")
     base = Path(tempfile.mkdtemp(prefix="fl-docker-"))
-    tag = base.name
+    # containerd namespaces allow only [A-Za-z0-9] runs joined by single . _ or -, which a
+    # mkdtemp suffix (it may hold or end with "_") does not always give
+    tag = f"fl-docker-{secrets.token_hex(4)}"
     (base / "daemon.json").write_text("{}\n")  # not the host's /etc/docker/daemon.json
     log = base / "dockerd.log"
     argv = [
@@ -289,7 +292,7 @@ def test_a_later_run_removes_what_a_crashed_one_left(engine: Engine) -> None:
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_clock_control_in_containers(engine: Engine) -> None:
+def test_clock_control_in_containers(engine: Engine, tmp_path: Path) -> None:
     """libfaketime from the host, built into the image, driven through a control file."""
     from harness.providers.docker import DockerProvider
 
@@ -305,6 +308,10 @@ def test_clock_control_in_containers(engine: Engine) -> None:
         assert abs(float(r["n2"].run(now, env=p.node_env("n2")).stdout) - time.time()) < 60
         p.set_clock("n1", 0.0)
         assert abs(float(r["n1"].run(now, env=p.node_env("n1")).stdout) - time.time()) < 60
+        p.collect_clock("n1", tmp_path / "n1")  # the run folder's copy, out of the container
+        assert (tmp_path / "n1" / "clock.log").read_text().splitlines()[1:] == [
+            "offset 3600.0", "rate 1.0", "offset 0.0", "rate 1.0"]
+        assert (tmp_path / "n1" / "clock.applied").read_text().splitlines()[-1].split()[1] == "4"
         with pytest.raises(HarnessError, match="rate must be within"):
             p.set_clock("n1", 0.0, 0.0)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,21 +10,11 @@ import pytest
 
 from harness.db.etcd_client import EtcdClient, EtcdOpClient
 from harness.protocols import HarnessError, Provider
-from tests.support.env import require_binary, require_root
+from tests.support.env import eventually, require_binary, require_root
 
 pytestmark = pytest.mark.slow
 
 
-def eventually(what: str, fn: Any, timeout: float = 15.0) -> Any:
-    """Poll `fn` until it returns a truthy value (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.2)
 
 
 def test_connection_refused_is_fail_and_lost_is_info() -> None:

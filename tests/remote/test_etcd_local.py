@@ -7,8 +7,7 @@ import json
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,7 +17,7 @@ import yaml
 from harness.db.etcd_client import EtcdClient
 from harness.net.grudges import isolate
 from harness.run import config_file
-from tests.support.env import REPO, procs_naming, require_binary
+from tests.support.env import REPO, eventually, procs_naming, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +25,6 @@ T = TypeVar("T")
 NODES = ["n1", "n2", "n3"]
 
 
-def eventually(what: str, fn: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Poll `fn` until it returns a truthy value (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.2)
 
 
 def listening(addr: tuple[str, int]) -> bool:

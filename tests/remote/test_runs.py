@@ -87,6 +87,10 @@ def test_raftkv_netns_run_with_partition_kill_pause_clock(store: Path) -> None:
     assert {"start-partition", "start-kill", "start-pause", "start-clock"} <= started, started
     for node in ("n1", "n2", "n3"):
         assert (outcome.run_dir / "nodes" / node / "events.jsonl").stat().st_size > 0
+        # each node's clock, collected; the heal's reset was the last operation it applied
+        ops = (outcome.run_dir / "nodes" / node / "clock.log").read_text().splitlines()[1:]
+        last = (outcome.run_dir / "nodes" / node / "clock.applied").read_text().splitlines()[-1].split()
+        assert ops[-1] == "reset" and int(last[1]) == len(ops) and last[4] == "1"
     assert procs_naming(str(store)) == []
 
 

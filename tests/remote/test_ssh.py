@@ -357,6 +357,40 @@ def test_files_of_root_daemons_never_go_where_another_user_could_plant_code(lab:
         clock.teardown()
 
 
+def test_power_loss_and_corruption_over_ssh(lab: SSHLab, tmp_path: Path) -> None:
+    """Data dirs on faultfs on the ssh hosts (uploaded with mfusepy into a private dir,
+    mounted in sshd's mount namespace, which the nodes share): coordinated power losses and a
+    corrupted minority, a valid run, the corrupt fault finding the WAL on the mount, nothing
+    left behind."""
+    import json
+
+    from harness.run.config import validate
+    from harness.run.runner import Run
+    from tests.support.env import procs_naming
+    from tests.support.faultfs_mount import require_fuse
+
+    require_fuse()
+    base = tmp_path / "hosts"
+    base.mkdir(mode=0o755)
+    test = validate({
+        "name": "raftkv-ssh-disks", "db": "raftkv", "provider": "ssh", "nodes": 3, "seed": 22,
+        "time_limit": 10, "warmup": 1, "rate": 30, "concurrency": 3,
+        "nemesis": {"faults": ["lose-unsynced", "corrupt"], "schedule": "mix", "interval": 3, "duration": 1,
+                    "power_losses": ["all"], "corrupt_files": ["wal"]},
+        "provider_opts": lab.opts(dir=str(base)), "store": str(tmp_path / "store"), "recovery_timeout": 20,
+    })
+    outcome = Run(test).execute()
+    assert outcome.failure is None, outcome.failure
+    assert outcome.results is not None, outcome.failure
+    assert outcome.results.valid is True, outcome.results.message()
+    history = [json.loads(line) for line in (outcome.run_dir / "history.jsonl").read_text().splitlines()]
+    losses = [op["value"] for op in history if op.get("f") == "start-lose-unsynced" and "error" not in op]
+    assert losses and all(set(v["lost"]) == set(NODES) for v in losses)
+    corrupted = [op["value"] for op in history if op.get("f") == "start-corrupt" and "error" not in op]
+    assert corrupted and corrupted[0]["file"].startswith("wal/") and corrupted[0]["data_end"] > 0
+    assert procs_naming(str(base)) == []  # every faultfs stopped
+    assert not list(base.glob("faultline-disk-*"))  # its private dirs removed
+
 def test_clock_control_only_when_asked_and_probed(lab: SSHLab) -> None:
     from harness.providers.ssh import SSHProvider
 
@@ -564,6 +598,11 @@ def test_non_root_user_gets_root_through_sudo(lab: SSHLab, sudo_rule: Path, tmp_
             scratch = Path(p.dirs["n1"])  # made for the run under provider_opts.dir, root's
             assert scratch.parent == work / "remote" and scratch.stat().st_mode & 0o077 == 0
             assert (scratch / "clocks" / "n1.clock").stat().st_uid == 0 == scratch.stat().st_uid
+            # the run folder's copy of the node's clock, read through the remote (root's files)
+            p.collect_clock("n1", work / "collected")
+            assert (work / "collected" / "clock.log").read_text().splitlines()[1:] == ["offset 3600.0", "rate 1.0"]
+            last = (work / "collected" / "clock.applied").read_text().split()
+            assert last[1] == "2" and float(last[3]) - float(last[2]) == pytest.approx(3600.0, abs=0.01)
     finally:
         p.teardown()
     assert not (work / "remote").exists() or list((work / "remote").iterdir()) == []  # scratch removed

@@ -274,3 +274,28 @@ def test_index_lists_soaks_with_their_totals(tmp_path: Path) -> None:
     assert re.findall(r"<td>([^<]*)</td>", row.group(1))[:6] == ["3", "1", "2", "0", "0", "1"]
     assert 'href="soak/20261126T010000-77/soak.html"' in row.group(1)
     assert "<td>78</td>" not in html  # an unreadable summary is left out, not fatal
+
+
+def test_lost_writes_are_named_and_marked(tmp_path: Path) -> None:
+    run_dir = tmp_path / "t" / "20261207T000000-3"
+    run_dir.mkdir(parents=True)
+    history = [
+        {"index": 0, "time": 10, "process": 0, "type": "invoke", "f": "write", "key": "k1", "value": 4},
+        {"index": 1, "time": 2_000, "process": 0, "type": "ok", "f": "write", "key": "k1", "value": 4},
+        {"index": 2, "time": 3_000, "process": "nemesis", "type": "info", "f": "start-lose-unsynced",
+         "value": {"kind": "all", "nodes": ["n1", "n2", "n3"]}},
+        {"index": 3, "time": 4_000, "process": "nemesis", "type": "info", "f": "stop-lose-unsynced",
+         "value": {"kind": "all", "restarted": ["n1", "n2", "n3"]}},
+    ]
+    (run_dir / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    lost = {"valid": False, "message": "1 acknowledged write(s) lost: k1: 4 (final read 3 on n2)",
+            "lost": [{"key": "k1", "node": "n2", "read": 3, "last_acked": 4, "lost": [4],
+                      "lost_ops": [{"f": "write", "value": 4, "invoke": 10, "acked": 2_000}]}]}
+    (run_dir / "results.json").write_text(json.dumps({"valid": False, "checkers": {"lost-writes": lost}}))
+    html = render_run(run_dir).read_text()
+    assert '<a href="#lost-writes">Lost writes: 1 acknowledged write(s) lost: k1: 4 (final read 3 on n2)</a>' in html
+    section = html.split('id="lost-writes"', 1)[1].split("</section>", 1)[0]
+    assert "<td>n2</td>" in section and '<td class="mono">4</td>' in section
+    marks = _timeline_json(html)["marks"]
+    assert marks == [{"t": 2, "label": "✗ lost write k1=4 (acknowledged here)"}]
+    assert [f["name"] for f in _timeline_json(html)["faults"]] == ["lose-unsynced"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from checkers.rundata import read_records
+from checkers.rundata import pair_ops, read_records
 from reports import render, render_run
 from reports.events import read_node_events
 from reports.raft import marks_from_events, segments_from_events
@@ -106,3 +106,39 @@ def test_a_long_stretch_of_applies_keeps_its_ends_only(tmp_path: Path) -> None:
     kept = read_node_events(path, problems)
     assert [e.get("index") for e in kept] == [None, 1, 1000, None]
     assert problems == ["events.jsonl: torn last line 1003 skipped (the run was killed mid-write?)"]
+
+
+def test_a_lost_write_is_drawn_in_a_sampled_timeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "MAX_TIMELINE_OPS", 150)
+    run = build_run(tmp_path, n_ops=400, seed=5, linear=False)
+    ops = pair_ops(run.history)
+    spread = set(sample_rows(len(ops), bound=150).rows.tolist())
+    row, op = next((i, o) for i, o in enumerate(ops) if o.f == "write" and o.type == "ok" and i not in spread)
+    lost = {"valid": False, "message": "1 acknowledged write(s) lost",
+            "lost": [{"key": op.key, "node": "n2", "read": None, "last_acked": op.value, "lost": [op.value],
+                      "lost_ops": [{"f": "write", "value": op.value, "invoke": op.invoke, "acked": op.complete}]}]}
+    (run.run_dir / "results.json").write_text(json.dumps({"valid": False, "checkers": {"lost-writes": lost}}))
+    html = render_run(run.run_dir).read_text()
+    data = _timeline(html)
+    drawn = set(zip(data["s"], (d.split(" ")[0] for d in data["d"]), strict=True))
+    assert len(data["s"]) == 150 and (op.invoke // 1000, f"p{op.process}") in drawn, f"op {row} not drawn"
+    assert "those in flight at each anomaly" in html and 'id="lost-writes"' in html
+
+
+def test_a_node_with_a_clock_record_keeps_every_event(tmp_path: Path) -> None:
+    node = tmp_path / "n1"
+    node.mkdir()
+    path = node / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in _random_events(random.Random(3))))
+    problems: list[str] = []
+    assert len(read_node_events(path, problems)) < len(read_records(path))
+    (node / "clock.applied").write_text("")  # its stamps are mapped in the order written: none left out
+    assert read_node_events(path, problems) == read_records(path) and problems == []
+
+
+def test_a_torn_event_line_with_nothing_before_it_is_the_record_readers(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"ts": 1.0, "no')
+    problems: list[str] = []
+    assert read_node_events(path, problems) == []
+    assert problems == ["events.jsonl: 1 malformed line(s) skipped, first at line 1"]

@@ -237,10 +237,10 @@ def test_default_workers_read_small_runs_in_process(
         check_run(run_dir)
 
 
-def _dies_in_a_worker(node: str, path: Path) -> Any:
+def _dies_in_a_worker(node: str, path: Path, altered: tuple[float, ...] = ()) -> Any:
     if os.getpid() != int(os.environ["SAFETY_TEST_PARENT_PID"]):
         os._exit(3)  # a worker killed mid-task
-    return scan_node_file(node, path)
+    return scan_node_file(node, path, altered)
 
 
 def test_a_dead_worker_falls_back_to_this_process(

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 #: The reference corpora ship in the repository (tests/corpora, with their licenses).
@@ -44,3 +49,16 @@ def procs_naming(text: str) -> list[int]:
         if text in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
+
+
+def eventually(what: str, fn: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Poll `fn` every 0.2 s until it returns something truthy (returned); AssertionError
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.2)

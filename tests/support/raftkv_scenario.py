@@ -5,24 +5,12 @@ tests (each sets up and tears down its own hosts)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from harness.db.raftkv import RaftkvDB
 from harness.protocols import Provider
 from nodes.client import KVClient
-
-
-def eventually(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.2)
+from tests.support.env import eventually
 
 
 def partition_heal_kill_restart(db: RaftkvDB, provider: Provider, nodes: Sequence[str]) -> str:

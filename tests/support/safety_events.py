@@ -23,6 +23,8 @@ class Run:
     boots: dict[str, int] = field(default_factory=dict)
     #: index -> term of the entries replicate() committed, for replays after a restart
     log: dict[int, int] = field(default_factory=dict)
+    #: nodes whose last start was refused: their next boot keeps the refused boot's number
+    refused: dict[str, bool] = field(default_factory=dict)
 
     def emit(self, node: str, type_: str, **fields: Any) -> Event:
         self.ts += 0.001
@@ -33,14 +35,23 @@ class Run:
 
     def boot(self, node: str, term: int = 0, vote: str | None = None, commit: int = 0,
              voters: list[str] | None = None, snapshot_index: int = 0,
-             fresh: bool = False) -> Event:
+             fresh: bool = False, last_index: int | None = None) -> Event:
         if fresh:
             self.boots[node] = 1
-        elif node in self.events:
+        elif node in self.events and not self.refused.pop(node, False):
             self.boots[node] = self.boots.get(node, 1) + 1
+        extra = {} if last_index is None else {"last_index": last_index}
         return self.emit(node, "boot", term=term, vote=vote, commit=commit,
                          voters=list(self.nodes) if voters is None else voters, learners=[],
-                         snapshot_index=snapshot_index)
+                         snapshot_index=snapshot_index, **extra)
+
+    def refuse(self, node: str, reason: str) -> Event:
+        """A start refused on the node's data: it names the boot it would have been, which
+        the next successful start then is (raftkv counts boots only once recovered)."""
+        if not self.refused.get(node):
+            self.boots[node] = self.boots.get(node, 1) + 1
+            self.refused[node] = True
+        return self.emit(node, "refuse", reason=reason)
 
     def role(self, node: str, role: str, term: int, lead: str | None = None) -> Event:
         return self.emit(node, "role", role=role, term=term, lead=lead)
