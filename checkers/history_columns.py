@@ -15,16 +15,7 @@ record is skipped with the same warning as there.
 
 from __future__ import annotations
 
-import codecs
-import gc
 import logging
-import multiprocessing
-import os
-import stat
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -32,11 +23,22 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
-from checkers.history_text import BadLine, loads_line, warn
+from checkers.history_text import warn
+from checkers.jsonl_blocks import (
+    EXACT_FLOAT,
+    HistoryReadError,
+    Interned,
+    Offsets,
+    Part,
+    Unusual,
+    gc_paused,
+    read_parts,
+)
 from checkers.linear.operation import TooDeep, freeze
 from checkers.linear.table import FAIL, INFO, OK, OUT_TRUE, OUT_UNKNOWN, OpTable
+
+__all__ = ["HistoryReadError", "Unusual", "read_jsonl_table"]
 
 log = logging.getLogger(__name__)
 
@@ -52,55 +54,6 @@ _TYPE_CODES: dict[Any, int] = {"invoke": 0, "ok": 1, "fail": 2, "info": 3}
 _OP_TYPE = np.array([-1, OK, FAIL, INFO], dtype=np.int8)  # record type code -> table type
 _MUTATIONS = frozenset({"write", "put", "append", "delete", "acquire", "release", "add"})
 _CONTAINERS = (list, dict, set, frozenset, tuple)
-#: Floats at least this large may be integers orjson rounded (beyond 64 bits), or times a
-#: float does not hold exactly.
-_EXACT_FLOAT = 2.0**53
-
-
-class Unusual(Exception):
-    """The file needs the record-by-record reader (for its error message, or its shape)."""
-
-
-class HistoryReadError(Exception):
-    """The file cannot be opened or read."""
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Millions of short-lived dicts make the cyclic collector rescan everything alive again
-    and again (it more than doubles the parse time); none of them can form a cycle."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-class _Interned:
-    """Objects of one field, each distinct one (==) once, by first appearance."""
-
-    def __init__(self) -> None:
-        self.codes: dict[Any, int] = {}
-        self.objects: list[Any] = []
-
-    def add(self, col: list[Any]) -> npt.NDArray[np.int32]:
-        codes, objects = self.codes, self.objects
-        for v in dict.fromkeys(col):  # TypeError if unhashable
-            if v not in codes:
-                if type(v) is float and not -_EXACT_FLOAT < v < _EXACT_FLOAT:
-                    raise Unusual("a float beyond 2**53 (an integer orjson rounded?)")
-                codes[v] = len(objects)
-                objects.append(v)
-        return np.fromiter(map(codes.__getitem__, col), dtype=np.int32, count=len(col))
-
-    def code(self, v: Any) -> int:
-        c = self.codes.get(v)
-        if c is None:
-            c = self.codes[v] = len(self.objects)
-            self.objects.append(v)
-        return c
 
 
 def _frozen(v: Any) -> Any:
@@ -117,17 +70,17 @@ class _Columns:
     """The records read so far, as codes; one list of arrays per field (one per block)."""
 
     def __init__(self) -> None:
-        self.process = _Interned()
-        self.f = _Interned()
-        self.key = _Interned()
-        self.value = _Interned()
+        self.process = Interned()
+        self.f = Interned()
+        self.key = Interned()
+        self.value = Interned()
         self.blocks: dict[str, list[npt.NDArray[Any]]] = {
             n: [] for n in ("process", "type", "f", "key", "value", "time", "timed")
         }
         self.value_types: set[type] = set()
         self.count = 0
 
-    def add(self, recs: list[Any]) -> None:
+    def add(self, recs: list[Any], offsets: Offsets | None = None) -> None:
         try:
             processes = [d.get("process") for d in recs]
             types = [d.get("type") for d in recs]
@@ -172,18 +125,18 @@ class _Columns:
             b["time"].append(t.astype(np.int64))
             b["timed"].append(np.ones(len(times), dtype=bool))
         elif t is not None and t.dtype.kind == "f":
-            if len(t) and float(np.abs(t).max()) >= _EXACT_FLOAT:
+            if len(t) and float(np.abs(t).max()) >= EXACT_FLOAT:
                 raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
             b["time"].append(t)
             b["timed"].append(np.ones(len(times), dtype=bool))
         else:  # some records without a time (or numbers beyond 64 bits): kept as floats
-            if any(x is not None and not -_EXACT_FLOAT < x < _EXACT_FLOAT for x in times):
+            if any(x is not None and not -EXACT_FLOAT < x < EXACT_FLOAT for x in times):
                 raise Unusual("a time beyond 2**53")  # a float would not hold it exactly
             timed = [x is not None for x in times]
             b["time"].append(np.array([0 if x is None else x for x in times], dtype=np.float64))
             b["timed"].append(np.array(timed, dtype=bool))
 
-    def finish(self, lines: int, torn: tuple[int, bytes] | None) -> _Range:
+    def finish(self) -> _Range:
         arrays: dict[str, npt.NDArray[Any]] = {}
         dtype: Any
         for name, dtype in (("process", np.int32), ("type", np.int8), ("f", np.int32),
@@ -194,7 +147,7 @@ class _Columns:
                 dtype = np.float64
             arrays[name] = np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype)
         objects = {name: getattr(self, name).objects for name in _INTERNED}
-        return _Range(arrays, objects, self.value_types, lines, torn, self.count)
+        return _Range(arrays, objects, self.value_types)
 
 
 @dataclass
@@ -204,9 +157,6 @@ class _Range:
     arrays: dict[str, npt.NDArray[Any]]
     objects: dict[str, list[Any]]
     value_types: set[type]
-    lines: int
-    torn: tuple[int, bytes] | None  # (line number within the range, text)
-    records: int
 
 
 def read_jsonl_table(path: str | Path, workers: int | None = None, warnings: list[str] | None = None) -> OpTable:
@@ -214,173 +164,45 @@ def read_jsonl_table(path: str | Path, workers: int | None = None, warnings: lis
     read in byte ranges by forked worker processes (one per core; `workers` overrides). The
     warning for a torn last line goes to `warnings` if given, else to the log."""
     path = Path(path)
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise HistoryReadError(str(e)) from None
-    if not stat.S_ISREG(st.st_mode):  # (a FIFO would block the read)
-        raise HistoryReadError("not a regular file")
-    size = st.st_size
-    if workers is None:
-        workers = 1 if size < SERIAL_BELOW_BYTES else os.cpu_count() or 1
-    ranges = _line_ranges(path, size, workers) if workers > 1 else [(0, size)]
-    if len(ranges) == 1:
-        parts = [_read_range(path, 0, size)]
-    else:
-        try:
-            with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = [pool.submit(_read_range, path, a, b) for a, b in ranges]
-                parts = [f.result() for f in futures]
-        except (BrokenProcessPool, OSError) as e:  # no fork, or a worker died: once more here
-            log.warning("%s: reader processes failed (%s); reading in this process", path, e)
-            parts = [_read_range(path, 0, size)]
-    with _gc_paused():
-        merged, torn = _merge(path, parts)
-        table = _pair(merged)
+    parts, torn = read_parts(path, _Columns, workers=workers, block=BLOCK, serial_below=SERIAL_BELOW_BYTES)
+    with gc_paused():
+        table = _pair(_merge(parts))
     if torn is not None:
-        if not len(table):
+        if not len(table):  # the record reader skips a torn line only after a client record
             raise Unusual("a torn line with no operation before it")
-        warn(warnings, torn)
+        warn(warnings, torn.warning(path))
     return table
 
 
-def _line_ranges(path: Path, size: int, n: int) -> list[tuple[int, int]]:
-    """n byte ranges of about equal size, each starting at the start of a line."""
-    cuts = [0]
-    try:
-        with path.open("rb") as fh:
-            for k in range(1, n):
-                fh.seek(max(size * k // n - 1, cuts[-1]))
-                fh.readline()  # to the end of the line the cut falls in
-                cuts.append(min(fh.tell(), size))
-    except OSError as e:
-        raise HistoryReadError(str(e)) from None
-    cuts.append(size)
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a] or [(0, size)]
-
-
-def _read_range(path: Path, start: int, end: int) -> _Range:
-    """Parse the lines of bytes [start, end) (start at a line start) into columns."""
-    cols = _Columns()
-    torn: tuple[int, bytes] | None = None  # a bad line that may turn out to be the last one
-    lineno = 0
-    with _gc_paused():
-        try:
-            fh = path.open("rb")
-        except OSError as e:
-            raise HistoryReadError(str(e)) from None
-        with fh:
-            fh.seek(start)
-            pos, carry = start, b""
-            if start == 0 and fh.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
-                pos = len(codecs.BOM_UTF8)  # a UTF-8 BOM before the first line: not part of it
-            else:
-                fh.seek(start)
-            while True:
-                try:
-                    block = fh.read(min(BLOCK, end - pos)) if pos < end else b""
-                except OSError as e:
-                    raise HistoryReadError(str(e)) from None
-                pos += len(block)
-                data = carry + block
-                if block:
-                    cut = data.rfind(b"\n")
-                    if cut < 0:
-                        carry = data
-                        continue
-                    lines, carry = data[:cut].split(b"\n"), data[cut + 1:]
-                else:
-                    lines, carry = ([data] if data else []), b""
-                torn = _parse_block(cols, lines, lineno, torn)
-                lineno += len(lines)
-                if not block:
-                    break
-        return cols.finish(lineno, torn)
-
-
-def _merge(path: Path, parts: list[_Range]) -> tuple[dict[str, Any], str | None]:
-    """The ranges' columns in file order, with codes of one table per field; the torn-line
-    check across ranges (only the file's last non-blank line may be torn), and the warning
-    to give if there is one."""
-    tables = {name: _Interned() for name in _INTERNED}
+def _merge(parts: list[Part[_Range]]) -> dict[str, Any]:
+    """The ranges' columns in file order, with codes of one table per field."""
+    tables = {name: Interned() for name in _INTERNED}
     value_types: set[type] = set()
-    columns: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in parts[0].arrays}
-    torn: tuple[int, bytes] | None = None
-    lines = 0
+    columns: dict[str, list[npt.NDArray[Any]]] = {name: [] for name in parts[0].value.arrays}
     for part in parts:
-        if torn is not None and part.records:
-            raise Unusual("a bad line before the last one")
-        if part.torn is not None:
-            torn = (lines + part.torn[0], part.torn[1])
-        lines += part.lines
-        value_types |= part.value_types
-        for name, arr in part.arrays.items():
+        value_types |= part.value.value_types
+        for name, arr in part.value.arrays.items():
             if name in tables and len(arr):
-                lut = np.fromiter(map(tables[name].code, part.objects[name]), dtype=np.int32)
+                lut = np.fromiter(map(tables[name].code, part.value.objects[name]), dtype=np.int32)
                 arr = lut[arr]
             columns[name].append(arr)
     if len(value_types & {int, float, bool}) > 1:
         raise Unusual("values mix ints, floats and booleans")
-    note = None
-    if torn is not None:
-        n, line = torn
-        try:
-            loads_line(line)
-        except BadLine as e:
-            if not e.torn:  # written wrong, not cut short: an error the record reader reports
-                raise Unusual("a corrupt last line") from None
-            note = f"{path}:{n}: ignoring truncated last line ({e.reason})"
-        else:  # json reads what orjson does not (a huge integer): let the record reader judge
-            raise Unusual("orjson and json disagree on a line")
     merged: dict[str, Any] = {}
     for name, arrs in columns.items():
         if name == "time" and any(a.dtype == np.float64 for a in arrs):
             arrs = [a.astype(np.float64) for a in arrs]
         merged[name] = np.concatenate(arrs)
     merged.update({f"{name}_table": tables[name] for name in _INTERNED})
-    return merged, note
-
-
-def _parse_block(
-    cols: _Columns, lines: list[bytes], first: int, torn: tuple[int, bytes] | None
-) -> tuple[int, bytes] | None:
-    """Parse one block's lines into `cols`; returns the torn-line candidate (1-based line
-    number, text) if the block ends with a line that does not parse."""
-    nonblank = [line for line in lines if line]
-    if not nonblank:
-        return torn
-    if torn is not None:
-        raise Unusual("a bad line before the last one")
-    try:
-        recs = list(map(orjson.loads, nonblank))
-    except orjson.JSONDecodeError:
-        recs, torn = _parse_lines(lines, first)
-    cols.add(recs)
-    return torn
-
-
-def _parse_lines(lines: list[bytes], first: int) -> tuple[list[Any], tuple[int, bytes] | None]:
-    """One line at a time: the records, and the one bad line if it is the block's last."""
-    recs: list[Any] = []
-    torn: tuple[int, bytes] | None = None
-    for n, line in enumerate(lines):
-        if not line.strip():
-            continue
-        if torn is not None:
-            raise Unusual("a bad line before the last one")
-        try:
-            recs.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            torn = (first + n + 1, line)
-    return recs, torn
+    return merged
 
 
 def _pair(cols: dict[str, Any]) -> OpTable:
     proc, rtype, f, key, value = cols["process"], cols["type"], cols["f"], cols["key"], cols["value"]
     time, timed = cols["time"], cols["timed"]
-    processes: _Interned = cols["process_table"]
-    f_table: _Interned = cols["f_table"]
-    values: _Interned = cols["value_table"]
+    processes: Interned = cols["process_table"]
+    f_table: Interned = cols["f_table"]
+    values: Interned = cols["value_table"]
     n_rec = len(proc)
     if any(type(p) is not int and type(p) is not str for p in processes.objects):
         raise Unusual("a process that is not an integer or a string")

@@ -55,8 +55,13 @@ def read_records(path: str | Path, *, tolerant: bool = False, problems: list[str
         return _salvage(path, notes)
     torn = _torn_last_line(path)
     if torn is not None:
-        notes.append(f"{path.name}: torn last line {torn} skipped (the run was killed mid-write?)")
+        notes.append(torn_note(path, torn))
     return records
+
+
+def torn_note(path: Path, line: int) -> str:
+    """What a tolerant reader notes for a torn last line it skipped."""
+    return f"{path.name}: torn last line {line} skipped (the run was killed mid-write?)"
 
 
 def _salvage(path: Path, notes: list[str]) -> list[Record]:
@@ -258,6 +263,12 @@ class StoredRun:
     def nodes_dir(self) -> Path:
         """`nodes/<node>/`: each node's collected logs and events."""
         return self.dir / "nodes"
+
+    @property
+    def history_in_memory(self) -> bool:
+        """Whether the records are held already (given, or read by an earlier checker): a
+        checker with a reader of its own then uses them instead."""
+        return self._history is not None
 
     def history(self) -> list[Record]:
         """history.jsonl's records, read strictly (`read_records`) once and shared by every

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reports.events import CLOCK_APPLIED
 from reports.ops import NEMESIS, Fault
 from reports.plots import _png_uri, _shade_faults, plt
 
 log = logging.getLogger(__name__)
 
-APPLIED_FILE = "clock.applied"
+APPLIED_FILE = CLOCK_APPLIED
 #: Bound on the lines read from one clock.applied (a strobe writes one per flip).
 MAX_ANCHORS = 1_000_000
 #: Jitter allowed between the order events are written and their clock order (seconds).
@@ -65,9 +66,13 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
 
 
-def series(history: Iterable[dict[str, Any]]) -> ClockSeries:
-    """The clock records of a history's nemesis ops (empty without clock faults)."""
+def series(history: Iterable[dict[str, Any]], end_ns: float | None = None) -> ClockSeries:
+    """The clock records of a history's nemesis ops (empty without clock faults). `end_ns`:
+    the history's last time, when `history` holds only some of its records (the report keeps
+    just the nemesis records as dicts)."""
     out = ClockSeries()
+    if end_ns is not None:
+        out.end = end_ns / 1e9
     open_strobe: Strobe | None = None
     for op in history:
         t_ns = _num(op.get("time"))

@@ -1,9 +1,10 @@
 """Nemesis fault intervals of a history, and what the report draws on every time axis (client
-operations are paired by `checkers.rundata.pair_ops`)."""
+operations are read as columns by `checkers.opcolumns`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +62,14 @@ def _time(line: dict[str, Any]) -> int:
     return int(t) if isinstance(t, int | float) else 0
 
 
-def fault_intervals(history: list[dict[str, Any]]) -> list[Fault]:
+def fault_intervals(history: Iterable[dict[str, Any]], end_of_history: int | None = None) -> list[Fault]:
     """Pair nemesis "start-X" with the next "stop-X"/"heal-X"/"heal"; unclosed faults last
-    to the end of the history. Any other nemesis f is shown as an instantaneous fault."""
-    end_of_history = max((_time(line) for line in history), default=0)
+    to the end of the history (`end_of_history`, else the latest time among the records
+    given: pass it when giving only the nemesis records). Any other nemesis f is shown as an
+    instantaneous fault."""
+    history = list(history)
+    if end_of_history is None:
+        end_of_history = max((_time(line) for line in history), default=0)
     open_faults: dict[str, tuple[int, str]] = {}
     faults: list[Fault] = []
     for line in history:

@@ -4,6 +4,11 @@ A report is most needed when a run went wrong, so nothing here raises on a missi
 truncated file: each gap is recorded in `RunData.missing` / `RunData.problems` and shown.
 The history, node events and results are read by the run data library (`checkers.rundata`,
 `checkers.results`) in its tolerant mode.
+
+A long run's history is never held as one Python object per record: its client operations
+are read as columns (`checkers.opcolumns`), only the nemesis records as dicts; the report
+parses again the operations it draws. Node events are read without their bulk of applies and
+commits (`reports.events`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from typing import Any
 import yaml
 
 from checkers.history import Record
+from checkers.jsonl_blocks import HistoryReadError, Unusual
+from checkers.opcolumns import OpColumns, RecordColumns, pair_columns, read_op_columns
 from checkers.results import RESULTS_FILE, Results, ResultsError
-from checkers.rundata import HISTORY_FILE, read_records
+from checkers.rundata import HISTORY_FILE, read_records, torn_note
+from reports.events import read_node_events
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +37,13 @@ class RunData:
 
     run_dir: Path
     test: dict[str, Any] = field(default_factory=dict)
-    history: list[Record] = field(default_factory=list)
+    #: the client operations of history.jsonl, paired, as columns
+    ops: OpColumns = field(default_factory=lambda: pair_columns(RecordColumns.of_records([])))
+    #: the nemesis records of history.jsonl, in file order
+    nemesis: list[Record] = field(default_factory=list)
     results: Results | None = None
-    #: node name -> its events (all types) in file order
+    #: node name -> its events in file order (see `reports.events` for the applies and
+    #: commits left out)
     events: dict[str, list[Record]] = field(default_factory=dict)
     #: relative paths (from run_dir) of files a reader may want to open
     files: list[str] = field(default_factory=list)
@@ -86,7 +98,8 @@ def load_run(run_dir: Path) -> RunData:
         run.missing.append("test.yaml")
     hist_path = run_dir / HISTORY_FILE
     if hist_path.is_file():
-        run.history = read_records(hist_path, tolerant=True, problems=run.problems)
+        run.ops = read_ops(hist_path, run.problems)
+        run.nemesis = run.ops.nemesis_records()
     else:
         run.missing.append(HISTORY_FILE)
     run.results = read_results(run_dir, run.problems)
@@ -97,11 +110,25 @@ def load_run(run_dir: Path) -> RunData:
         for node_dir in sorted(p for p in nodes_dir.iterdir() if p.is_dir()):
             ev = node_dir / "events.jsonl"
             if ev.is_file():
-                run.events[node_dir.name] = read_records(ev, tolerant=True, problems=run.problems)
+                run.events[node_dir.name] = read_node_events(ev, run.problems)
     else:
         run.missing.append("nodes/")
     run.files = _listed_files(run_dir)
     return run
+
+
+def read_ops(path: Path, problems: list[str]) -> OpColumns:
+    """history.jsonl's client operations (paired leniently, as `pair_ops` pairs them); a file
+    the columns do not take is read tolerantly as records, what was skipped noted in
+    `problems`."""
+    try:
+        ops = read_op_columns(path)
+    except (Unusual, HistoryReadError) as e:
+        log.debug("%s: reading records (%s)", path, e)
+        return pair_columns(RecordColumns.of_records(read_records(path, tolerant=True, problems=problems)))
+    if ops.records.torn_line is not None:
+        problems.append(torn_note(path, ops.records.torn_line))
+    return ops
 
 
 def _listed_files(run_dir: Path) -> list[str]:

@@ -90,7 +90,9 @@ def reproduce_command(test: dict[str, Any], run_dir: Path, seed: Any) -> str:
     return shlex.join(cmd)
 
 
-def summarize(run: RunData, n_ops: int | None = None, duration_ns: int | None = None) -> RunSummary:
+def summarize(run: RunData, n_ops: int, duration_ns: int) -> RunSummary:
+    """`n_ops` client operations over `duration_ns` (0: unknown): counted by the caller, which
+    knows how (the report from the history, the index from stats or a skim of it)."""
     test = run.test
     dir_time, dir_seed = run_dir_time(run.run_dir)
     seed = _first(test, "seed")
@@ -105,10 +107,6 @@ def summarize(run: RunData, n_ops: int | None = None, duration_ns: int | None = 
         overall = verdict_label(run.results.valid)
         verdicts = {cname: verdict_label(entry.valid) for cname, entry in run.results.checkers.items()}
         throughput = run.results.throughput
-    if n_ops is None:
-        n_ops = sum(1 for h in run.history if h.get("type") == "invoke" and h.get("process") != "nemesis")
-    if duration_ns is None:
-        duration_ns = max((int(h["time"]) for h in run.history if isinstance(h.get("time"), int | float)), default=0)
     duration = duration_ns / 1e9 if duration_ns else None
     if duration is None and isinstance(_first(test, "duration", "time_limit"), int | float):
         duration = float(_first(test, "duration", "time_limit"))

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 import reports
-from checkers.history import HistoryError, write_edn_from_jsonl
+from checkers.edn_export import export_edn
+from checkers.history import HistoryError
 from checkers.history import write_edn as write_edn_file
 from checkers.result import UNKNOWN, CheckResult, merge_verdicts
 from checkers.results import RESULTS_FILE, Results
@@ -89,10 +90,10 @@ def analyze(run_dir: Path, write_edn: bool = True) -> Results:
     run = StoredRun(run_dir, test)
     if write_edn:
         try:
-            # streamed from the file: a long run's records are not all held for the export
+            # from the file, a long one by a process per core: its records are never all held
             n = 0
             if run.history_path.exists():
-                n = write_edn_from_jsonl(run.history_path, run_dir / "history.edn")
+                n = export_edn(run.history_path, run_dir / "history.edn")
             else:
                 write_edn_file([], run_dir / "history.edn")
             log.info("%s: %d history records", run_dir, n)

@@ -59,6 +59,8 @@ def test_the_clock_panel_is_drawn_for_runs_with_clock_faults_only(tmp_path: Path
     clocked = build_run(tmp_path / "b", n_ops=200, linear=False)
     history = add_clock_faults(clocked.run_dir)
     cs = series(history)
+    # the report holds only the nemesis records as dicts, and the history's end
+    assert series([h for h in history if h["process"] == "nemesis"], end_ns=max(h["time"] for h in history)) == cs
     assert [(p.t, p.offset_s, p.rate) for p in cs.points["n3"]] == [(2.0, 0.0, 0.5), (4.0, -1.0, 1.0), (6.5, 0.0, 1.0)]
     assert [(s.nodes, s.start, s.end, s.offset_s) for s in cs.strobes] == [(["n1"], 5.0, 6.0, 2.0)]
     html = render_run(clocked.run_dir).read_text()
