@@ -99,14 +99,20 @@ def analyze(run_dir: Path, write_edn: bool = True) -> Results:
             log.info("%s: %d history records", run_dir, n)
         except (HistoryError, ValueError, TypeError) as e:
             log.warning("history.edn not written: %s", e)
-    checkers, results = run_checkers(test)
+    rec = run_dir / RECOVERY_FILE
+    judged_as = test
+    if test.get("final_reads", True) and not rec.exists():
+        # it ended (interrupted, or its controller died) before the recovery check and the
+        # final reads that follow it: judged as the run without final reads it is
+        log.info("%s: the run ended before its final reads: lost writes are not judged", run_dir)
+        judged_as = {**test, "final_reads": False}
+    checkers, results = run_checkers(judged_as)
     for checker in checkers:
         try:
             results.append(checker.check(run))
         except Exception as e:  # a checker crash is an unknown verdict, not a lost run
             log.exception("checker %s crashed", checker.name)
             results.append(_unknown(checker.name, f"checker crashed: {type(e).__name__}: {e}"))
-    rec = run_dir / RECOVERY_FILE
     if rec.exists():
         try:
             d = json.loads(rec.read_text())
