@@ -44,17 +44,33 @@ def _canonical(path: Path) -> str:
     return os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
 
 
+def _mount_points() -> list[tuple[str, str]]:
+    """(mount point, file system type) of every mount this process sees, from
+    /proc/self/mountinfo (which escapes space, tab, newline and backslash in octal)."""
+    out = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
+            # optional fields follow the sixth, up to a lone "-"; the type comes after it
+            fstype = fields[fields.index("-", 6) + 1] if "-" in fields[6:-1] else ""
+            out.append((point.replace("\\134", "\\"), fstype))
+    return out
+
+
 def mounted(path: Path) -> bool:
     """Whether path is a mount point, also when its FUSE server is gone or hung (stat fails
     with ENOTCONN, or never returns)."""
     target = _canonical(path)
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            point = line.split()[4]
-            point = point.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n")
-            if point.replace("\\134", "\\") == target:
-                return True
-    return False
+    return any(point == target for point, _ in _mount_points())
+
+
+def faultfs_mounts_under(root: Path) -> list[Path]:
+    """The faultfs mount points at or below `root` (without touching them: a dead server's
+    mount would hang a stat)."""
+    top = _canonical(root)
+    return [Path(point) for point, fstype in _mount_points()
+            if fstype == "fuse.faultfs" and (point == top or point.startswith(top.rstrip("/") + "/"))]
 
 
 def _nested(a: Path, b: Path) -> bool:

@@ -6,8 +6,9 @@ served by a `python -m faultfs mount` daemon started by the controller in the ho
 namespace (never under `ip netns exec`: a mount made there is invisible to the next exec;
 docs/faultfs.md), with its log and pid file beside them and its control socket in a private
 temporary directory (unix socket paths are short). The pid file lets a
-later run reap a dead controller's faultfs (harness.run.leftovers); if faultfs dies, even by
-SIGKILL, fusermount3 takes its mount down.
+later run reap a dead controller's faultfs (harness.run.leftovers), which also detaches its
+mounts: mounted by root, a faultfs killed by SIGKILL leaves a dead mount behind (no fusermount3
+takes it down), and a `stat` of it fails or hangs.
 """
 
 from __future__ import annotations

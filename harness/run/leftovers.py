@@ -14,6 +14,7 @@ import os
 import signal
 from pathlib import Path
 
+from faultfs.cli import UsageError, faultfs_mounts_under, unmount
 from harness.remotes.local import pid_alive
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,25 @@ def reap_run(run_dir: Path) -> list[int]:
             pass
     if killed:
         log.warning("%s: killed %d processes left by a dead controller: %s", run_dir, len(killed), killed)
+    _detach_mounts(work)
     return killed
+
+
+def _detach_mounts(work: Path) -> None:
+    """Node data dirs on faultfs outlive a killed faultfs when root mounted them (no
+    fusermount3 to take them down): detached, or every later look at the run folder hangs
+    or fails on a dead mount."""
+    try:
+        mounts = faultfs_mounts_under(work)
+    except OSError as e:
+        log.warning("%s: cannot list mounts: %s", work, e)
+        return
+    for mnt in mounts:
+        try:
+            unmount(mnt)
+            log.warning("%s: detached a faultfs mount left by a dead controller", mnt)
+        except (UsageError, OSError) as e:
+            log.warning("%s: detaching a faultfs mount left by a dead controller failed: %s", mnt, e)
 
 
 def reap_store(store: Path, limit: int = 1000) -> list[int]:

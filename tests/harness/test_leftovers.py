@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,3 +67,29 @@ def test_no_marker_no_reaping(orphan: tuple[Path, subprocess.Popen[bytes]]) -> N
     run_dir, p = orphan
     assert reap_run(run_dir) == []
     assert p.poll() is None
+
+
+def test_a_dead_controllers_faultfs_mount_is_detached(tmp_path: Path) -> None:
+    from faultfs.cli import faultfs_mounts_under, mounted
+    from tests.support.faultfs_mount import Mount, require_fuse
+
+    require_fuse()
+    run_dir = tmp_path / "run"
+    work = run_dir / "work"
+    m = Mount(work / "n1").start()
+    try:
+        assert m.proc is not None
+        (work / "n1" / "faultfs.pid").write_text(f"{m.proc.pid}\n")
+        (work / CONTROLLER_PID).write_text(f"{dead_pid()} 1\n")
+        assert faultfs_mounts_under(run_dir) == [m.mnt]
+        # What dies with the controller's whole session: faultfs's auto-unmount helper
+        # (fusermount3, its child) first, so nothing takes the mount down when faultfs goes.
+        helpers = subprocess.run(["pgrep", "-P", str(m.proc.pid)], capture_output=True, text=True).stdout.split()
+        assert helpers, "no fusermount3 auto-unmount helper under faultfs"
+        for pid in helpers:
+            os.kill(int(pid), signal.SIGKILL)
+        assert reap_run(run_dir) == [m.proc.pid]  # its command line names the work dir
+        m.proc.wait(10)
+        assert not mounted(m.mnt) and faultfs_mounts_under(run_dir) == []
+    finally:
+        m.stop()
