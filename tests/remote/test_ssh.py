@@ -376,7 +376,7 @@ def test_power_loss_and_corruption_over_ssh(lab: SSHLab, tmp_path: Path) -> None
         "name": "raftkv-ssh-disks", "db": "raftkv", "provider": "ssh", "nodes": 3, "seed": 22,
         "time_limit": 10, "warmup": 1, "rate": 30, "concurrency": 3,
         "nemesis": {"faults": ["lose-unsynced", "corrupt"], "schedule": "mix", "interval": 3, "duration": 1,
-                    "power_losses": ["all"], "corrupt_files": ["wal"]},
+                    "power_losses": ["all"], "corruptions": ["bitflip"], "corrupt_files": ["wal"]},
         "provider_opts": lab.opts(dir=str(base)), "store": str(tmp_path / "store"), "recovery_timeout": 20,
     })
     outcome = Run(test).execute()
