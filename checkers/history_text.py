@@ -45,18 +45,19 @@ def warn(warnings: list[str] | None, message: str) -> None:
         warnings.append(message)
 
 
-def open_regular(path: str | Path) -> BinaryIO:
-    """The file opened for reading; HistoryError unless it is a regular file."""
+def open_regular(path: str | Path, error: type[Exception] = HistoryError) -> BinaryIO:
+    """The file opened for reading; `error` ("<path>: cannot read: why") unless it is a
+    regular file (also the config reader's: history and config files are refused alike)."""
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        raise HistoryError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise error(f"{path}: cannot read: {e.strerror or e}") from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise HistoryError(f"{path}: cannot read: {kind}")
+        raise error(f"{path}: cannot read: {kind}")
     return os.fdopen(fd, "rb")
 
 

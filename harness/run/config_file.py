@@ -14,8 +14,6 @@ names the file that has the bad field.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from checkers.history_text import open_regular
 from harness.protocols import HarnessError
 
 
@@ -81,17 +80,7 @@ def one_line(text: object) -> str:
 def read_text(path: Path) -> str:
     """The file's text; ConfigError for anything that is not a small UTF-8 regular file."""
     source = str(path)
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise ConfigError(f"{source}: cannot read: {e.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise ConfigError(f"{source}: cannot read: {kind}")
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(path, ConfigError) as f:
         try:
             data = f.read(MAX_BYTES + 1)
         except OSError as e:
