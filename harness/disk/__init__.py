@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from harness.protocols import DataDirFaults, HarnessError, Provider
+from harness.protocols import DB, DataDirFaults, HarnessError, Provider
 
 
 def wanted(test: Mapping[str, Any]) -> bool:
@@ -29,6 +29,13 @@ def wanted(test: Mapping[str, Any]) -> bool:
 def metadata(test: Mapping[str, Any]) -> str:
     """faultfs's `--metadata` for this test: `posix` or `durable` (nemesis.disk_metadata)."""
     return str((test.get("nemesis") or {}).get("disk_metadata") or "posix")
+
+
+def refusal(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
+    """Why the disk fault families (their `refuse`) cannot run here: what the provider lacks
+    for faultfs (no root, no FUSE), or None. Asked after their provider_needs are met."""
+    assert isinstance(provider, DataDirFaults)
+    return provider.disk_refusal()
 
 
 def data_root(provider: Provider, node: str) -> str | None:

@@ -19,6 +19,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from harness import disk
 from harness.nemesis.registry import Fault
 from harness.nemesis.state import ActiveFault, NemesisState, restart_killed
 from harness.protocols import DB, DataDirFaults, DataDirs, HarnessError, Kill, Provider
@@ -97,10 +98,10 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
 
 
 def refuse(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
-    assert isinstance(provider, DataDirFaults) and isinstance(db, DataDirs)
-    why = provider.disk_refusal()
+    why = disk.refusal(test, db, provider)
     if why:
         return why
+    assert isinstance(db, DataDirs)  # db_needs is checked first
     offered = db.data_files()
     for kind in (test.get("nemesis") or {}).get("corrupt_files") or []:
         if kind not in offered:

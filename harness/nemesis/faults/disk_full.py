@@ -10,12 +10,12 @@ a running node), unless another fault holds it down.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from typing import Any
 
+from harness import disk
 from harness.nemesis.registry import Fault
 from harness.nemesis.state import ActiveFault, NemesisState
-from harness.protocols import DB, DataDirFaults, DataDirs, HarnessError, Provider
+from harness.protocols import DataDirFaults, DataDirs, HarnessError
 
 
 def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str, Any]:
@@ -67,11 +67,6 @@ def heal(st: NemesisState, done: dict[str, Any], errors: list[str]) -> None:
         done["disk_full_cleared"] = full
 
 
-def refuse(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
-    assert isinstance(provider, DataDirFaults)
-    return provider.disk_refusal()
-
-
 FAULT = Fault(
     name="disk-full",
     summary="writes to nodes' data dirs fail with ENOSPC for a while",
@@ -83,5 +78,5 @@ FAULT = Fault(
     kinds_field="disk_fulls",
     db_needs=(DataDirs,),
     provider_needs=(DataDirFaults,),
-    refuse=refuse,
+    refuse=disk.refusal,
 )

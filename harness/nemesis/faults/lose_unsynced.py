@@ -11,13 +11,13 @@ fsync of the file or of its directory are undone.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from harness import disk
 from harness.nemesis.registry import Fault
 from harness.nemesis.state import ActiveFault, NemesisState, restart_killed
-from harness.protocols import DB, DataDirFaults, DataDirs, HarnessError, Kill, Provider
+from harness.protocols import DataDirFaults, DataDirs, HarnessError, Kill
 
 #: Paths a node lost, listed per node in the history (faultfs counts them all).
 MAX_PATHS = 10
@@ -63,11 +63,6 @@ def start(st: NemesisState, active: ActiveFault, rng: random.Random) -> dict[str
     return {"kind": active.kind, "nodes": targets, "lost": lost}
 
 
-def refuse(test: Mapping[str, Any], db: DB, provider: Provider) -> str | None:
-    assert isinstance(provider, DataDirFaults)  # provider_needs is checked first
-    return provider.disk_refusal()
-
-
 FAULT = Fault(
     name="lose-unsynced",
     summary="power loss: kill nodes at one instant, drop their unsynced data, restart them",
@@ -78,5 +73,5 @@ FAULT = Fault(
     kinds_field="power_losses",
     db_needs=(Kill, DataDirs),
     provider_needs=(DataDirFaults,),
-    refuse=refuse,
+    refuse=disk.refusal,
 )
