@@ -43,8 +43,6 @@ PROBE_ERRORS = {
     5: "libfuse 3 is missing (Debian package fuse3), or Python is not runnable",
 }
 MOUNT_TIMEOUT = 15.0
-#: Longest control socket path used as is (sun_path holds 108 bytes with its NUL).
-MAX_SOCKET_PATH = 100
 
 
 def code_archive() -> bytes:
@@ -68,8 +66,8 @@ class RemoteFaultfs:
         self.python = python
         self.remotes: dict[str, Remote] = {}
         self._dirs: dict[str, str] = {}  # each node's private directory for the run
-        #: a short private directory for a node's control socket when the one beside its
-        #: mount would be too long (unix socket paths are limited to 107 bytes)
+        #: each node's short private directory for its control socket: beside the mount, under
+        #: a deep `dir`, the path would pass unix sockets' 107 bytes (hostfs does the same)
         self._socket_dirs: dict[str, str] = {}
         self._archive: bytes | None = None
 
@@ -88,8 +86,7 @@ class RemoteFaultfs:
             why = PROBE_ERRORS.get(res.exit_code, (res.stderr.strip().splitlines() or [f"exit {res.exit_code}"])[-1])
             raise HarnessError(f"ssh: {node}: disk faults cannot be made real there: {why}")
         self._dirs[node] = make_private_dir(remote, self.base, f"faultline-disk-{node}", sudo=True)
-        if len(self._paths(node)["control"].encode()) > MAX_SOCKET_PATH:
-            self._socket_dirs[node] = make_private_dir(remote, "/tmp", "fl-disk", sudo=True)
+        self._socket_dirs[node] = make_private_dir(remote, "/tmp", "fl-disk", sudo=True)
         p = self._paths(node)
         if self._archive is None:
             self._archive = code_archive()
