@@ -62,18 +62,24 @@ def run_on(url: str, fn: Callable[[Any], Awaitable[T]], timeout: float = 3.0) ->
     return asyncio.run(main())
 
 
+async def _request(nc: Any, subject: str, payload: bytes, timeout: float, what: str,
+                   no_responders: str = "no responders") -> Any:
+    """`nc.request`, its failures as one-line AdminErrors naming `what`."""
+    try:
+        return await nc.request(subject, payload, timeout=timeout)
+    except nats.errors.NoRespondersError:
+        raise AdminError(f"{what}: {no_responders}") from None
+    except (TimeoutError, nats.errors.TimeoutError):
+        raise AdminError(f"{what}: no answer within {timeout:g}s") from None
+    except (OSError, nats.errors.Error) as e:
+        raise AdminError(f"{what}: {type(e).__name__}") from None
+
+
 async def api(nc: Any, subject: str, body: dict[str, Any] | None = None,
               timeout: float = 2.0) -> dict[str, Any]:
     """One JetStream API request; the reply, or AdminError for no answer or an error reply."""
     payload = json.dumps(body).encode() if body is not None else b""
-    try:
-        msg = await nc.request(subject, payload, timeout=timeout)
-    except nats.errors.NoRespondersError:
-        raise AdminError(f"{subject}: no responders") from None
-    except (TimeoutError, nats.errors.TimeoutError):
-        raise AdminError(f"{subject}: no answer within {timeout:g}s") from None
-    except (OSError, nats.errors.Error) as e:
-        raise AdminError(f"{subject}: {type(e).__name__}") from None
+    msg = await _request(nc, subject, payload, timeout, subject)
     try:
         reply = json.loads(msg.data) if msg.data else {}
     except ValueError:
@@ -108,14 +114,8 @@ async def read_stream(nc: Any, stream: str, subject: str, timeout: float = 2.0,
     seq = 1
     while len(out) < limit:
         body = json.dumps({"seq": seq, "next_by_subj": subject}).encode()
-        try:
-            msg = await nc.request(f"$JS.API.DIRECT.GET.{stream}", body, timeout=timeout)
-        except nats.errors.NoRespondersError:
-            raise AdminError(f"direct get {stream}: no responders (allow_direct off?)") from None
-        except (TimeoutError, nats.errors.TimeoutError):
-            raise AdminError(f"direct get {stream} seq {seq}: no answer within {timeout:g}s") from None
-        except (OSError, nats.errors.Error) as e:
-            raise AdminError(f"direct get {stream} seq {seq}: {type(e).__name__}") from None
+        msg = await _request(nc, f"$JS.API.DIRECT.GET.{stream}", body, timeout, f"direct get {stream} seq {seq}",
+                             no_responders="no responders (allow_direct off?)")
         hdrs = msg.headers or {}
         status = hdrs.get("Status")
         if status == "404":
