@@ -45,7 +45,7 @@ CODE = Path(os.environ.get("ANALYZE_BENCH_CODE") or ROOT)
 sys.path.insert(0, str(CODE))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from checker_synth import synthetic_kv_records  # noqa: E402
+from checker_synth import synthetic_kv_records, write_jsonl  # noqa: E402
 
 NODES = ("n1", "n2", "n3")
 STAGES = ("analyze", "edn", "linearizability", "raft-safety", "stats", "report")
@@ -92,8 +92,9 @@ def write_history(path: Path, n_ops: int, anomaly: bool = False) -> tuple[list[i
     entries: list[int] = []
     elections: list[int] = []
     merged = heapq.merge(_client(n_ops), _nemesis(end), key=lambda r: r["time"])
-    with path.open("wb") as fh:
-        batch: list[bytes] = []
+
+    def indexed() -> Iterator[dict[str, Any]]:
+        nonlocal stale_from
         for index, rec in enumerate(merged):
             rec["index"] = index
             if rec["process"] == "nemesis":
@@ -103,12 +104,9 @@ def write_history(path: Path, n_ops: int, anomaly: bool = False) -> tuple[list[i
                 entries.append(rec["time"])
             elif stale_from is not None and index >= stale_from and rec["type"] == "ok" and rec["f"] == "read":
                 rec["value"], stale_from = 10_000, None
-            batch.append(orjson.dumps(rec))
-            if len(batch) >= 65536:
-                fh.write(b"\n".join(batch) + b"\n")
-                batch.clear()
-        if batch:
-            fh.write(b"\n".join(batch) + b"\n")
+            yield rec
+
+    write_jsonl(path, indexed())
     return entries, elections
 
 

@@ -8,7 +8,7 @@ benchmark (bench/checker_corpus.py).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,21 @@ def write_synthetic_jsonl(
     path: Path, n_ops: int, n_keys: int, processes: int = 20, seed: int = 1, crash_rate: float = 0.02
 ) -> Path:
     """The same history written as history.jsonl as it is generated (10 million ops fit)."""
+    write_jsonl(path, synthetic_kv_records(n_ops, n_keys, processes, seed, crash_rate))
+    return path
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Records as JSON lines, written in batches as they come (never all held)."""
     with path.open("wb") as fh:
         batch: list[bytes] = []
-        for rec in synthetic_kv_records(n_ops, n_keys, processes, seed, crash_rate):
+        for rec in records:
             batch.append(orjson.dumps(rec))
             if len(batch) >= 65536:
                 fh.write(b"\n".join(batch) + b"\n")
                 batch.clear()
         if batch:
             fh.write(b"\n".join(batch) + b"\n")
-    return path
 
 
 def synthetic_kv_records(
